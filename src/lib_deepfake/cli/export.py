@@ -1,0 +1,75 @@
+"""lib-export: turn checkpoints into deployable artifacts (ONNX, TensorRT plans) and verify them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from lib_deepfake.cli.common import CONTEXT_SETTINGS, handle_errors, verbosity_options
+
+
+def _parse_batch(ctx: click.Context, param: click.Parameter, value: str) -> int | None:
+    if value == "dynamic":
+        return None
+    try:
+        batch = int(value)
+    except ValueError:
+        raise click.BadParameter("expected 'dynamic' or a positive integer") from None
+    if batch < 1:
+        raise click.BadParameter("expected 'dynamic' or a positive integer")
+    return batch
+
+
+@click.group(context_settings=CONTEXT_SETTINGS)
+def main() -> None:
+    """Export LIB checkpoints (ours or the official code's) to ONNX and TensorRT, with a JSON manifest beside
+    every artifact, and verify artifacts against the PyTorch reference."""
+
+
+@main.command("to-onnx", context_settings=CONTEXT_SETTINGS)
+@click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("-o", "--output", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The .onnx file to write (the manifest goes to OUTPUT.json).")  # fmt: skip
+@click.option("--fp16", is_flag=True, help="Compute the network in FP16 (uint8 input and float32 output kept).")
+@click.option("--opset", default=18, type=click.IntRange(18, None), help="ONNX opset (dynamo exporter: >= 18).")
+@click.option("--batch", default="dynamic", callback=_parse_batch, help="'dynamic' or a fixed batch size.")
+@click.option("--size", type=click.IntRange(16, 2048), default=None,
+              help="Crop size S to export for [default: the checkpoint's].")  # fmt: skip
+@click.option("--official-size", type=click.IntRange(16, 2048), default=None,
+              help="Crop size that an official-format checkpoint was trained at (they do not record it) [224].")  # fmt: skip
+@click.option("--skip-parity", is_flag=True, help="Do not compare against PyTorch with ONNX Runtime (not advised).")
+@click.option("--parity-tolerance", type=click.FloatRange(0, 1), default=None,
+              help="Max |dprob_fake| vs PyTorch FP32 [1e-4 for FP32, 2e-3 for FP16].")  # fmt: skip
+@verbosity_options
+@handle_errors
+def to_onnx(checkpoint: Path, out: Path, fp16: bool, opset: int, batch: int | None, size: int | None,
+            official_size: int | None, skip_parity: bool, parity_tolerance: float | None, verbose: int, quiet: bool) -> None:  # fmt: skip
+    """Export CHECKPOINT to ONNX: input `faces` uint8 [N,S,S,3] RGB, output `prob_fake` float32 [N].
+
+    Only the inference sub-graph is exported; channel order, /255 and mean/std are inside the graph. The result
+    is checked with onnx.checker and compared with the PyTorch FP32 model on ONNX Runtime (CPU); beyond 1e-4
+    (FP32) or 2e-3 (FP16) the file is removed and the command fails.
+    """
+    from lib_deepfake.export.onnx_export import export_onnx
+
+    result = export_onnx(
+        checkpoint, out, fp16=fp16, opset=opset, batch=batch, size=size, official_input_size=official_size,
+        check_parity=not skip_parity, parity_tolerance=parity_tolerance,
+    )  # fmt: skip
+    parity = result.manifest.extra.get("parity", {})
+    diff = "skipped" if parity.get("skipped") else f"max |dprob_fake| = {result.max_abs_diff:.3g} vs PyTorch FP32"
+    click.echo(f"wrote {result.path} ({result.manifest.precision}, {result.path.stat().st_size / 1e6:.1f} MB); "
+               f"parity: {diff}; manifest: {result.path.name}.json")  # fmt: skip
+
+
+def _register_optional_commands() -> None:
+    # TensorRT commands live in their own module (owned by the engines code); importing it is cheap (no tensorrt).
+    try:
+        from lib_deepfake.cli import export_trt
+    except ImportError:  # pragma: no cover - only while the module does not exist yet
+        return
+    export_trt.register(main)
+
+
+_register_optional_commands()

@@ -1,0 +1,1 @@
+"""Backbone implementations. Each module registers its builders with :mod:`lib_deepfake.model.registry`."""
