@@ -29,22 +29,48 @@ def main() -> None:
 
 @main.command("to-onnx", context_settings=CONTEXT_SETTINGS)
 @click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("-o", "--output", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="The .onnx file to write (the manifest goes to OUTPUT.json).")  # fmt: skip
+@click.option(
+    "-o",
+    "--output",
+    "out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The .onnx file to write (the manifest goes to OUTPUT.json).",
+)
 @click.option("--fp16", is_flag=True, help="Compute the network in FP16 (uint8 input and float32 output kept).")
 @click.option("--opset", default=18, type=click.IntRange(18, None), help="ONNX opset (dynamo exporter: >= 18).")
 @click.option("--batch", default="dynamic", callback=_parse_batch, help="'dynamic' or a fixed batch size.")
-@click.option("--size", type=click.IntRange(16, 2048), default=None,
-              help="Crop size S to export for [default: the checkpoint's].")  # fmt: skip
-@click.option("--official-size", type=click.IntRange(16, 2048), default=None,
-              help="Crop size that an official-format checkpoint was trained at (they do not record it) [224].")  # fmt: skip
+@click.option(
+    "--size", type=click.IntRange(16, 2048), default=None, help="Crop size S to export for [default: the checkpoint's]."
+)
+@click.option(
+    "--official-size",
+    type=click.IntRange(16, 2048),
+    default=None,
+    help="Crop size that an official-format checkpoint was trained at (they do not record it) [224].",
+)
 @click.option("--skip-parity", is_flag=True, help="Do not compare against PyTorch with ONNX Runtime (not advised).")
-@click.option("--parity-tolerance", type=click.FloatRange(0, 1), default=None,
-              help="Max |dprob_fake| vs PyTorch FP32 [1e-4 for FP32, 2e-3 for FP16].")  # fmt: skip
+@click.option(
+    "--parity-tolerance",
+    type=click.FloatRange(0, 1),
+    default=None,
+    help="Max |dprob_fake| vs PyTorch FP32 [1e-4 for FP32, 2e-3 for FP16].",
+)
 @verbosity_options
 @handle_errors
-def to_onnx(checkpoint: Path, out: Path, fp16: bool, opset: int, batch: int | None, size: int | None,
-            official_size: int | None, skip_parity: bool, parity_tolerance: float | None, verbose: int, quiet: bool) -> None:  # fmt: skip
+def to_onnx(
+    checkpoint: Path,
+    out: Path,
+    fp16: bool,
+    opset: int,
+    batch: int | None,
+    size: int | None,
+    official_size: int | None,
+    skip_parity: bool,
+    parity_tolerance: float | None,
+    verbose: int,
+    quiet: bool,
+) -> None:
     """Export CHECKPOINT to ONNX: input `faces` uint8 [N,S,S,3] RGB, output `prob_fake` float32 [N].
 
     Only the inference sub-graph is exported; channel order, /255 and mean/std are inside the graph. The result
@@ -54,13 +80,22 @@ def to_onnx(checkpoint: Path, out: Path, fp16: bool, opset: int, batch: int | No
     from lib_deepfake.export.onnx_export import export_onnx
 
     result = export_onnx(
-        checkpoint, out, fp16=fp16, opset=opset, batch=batch, size=size, official_input_size=official_size,
-        check_parity=not skip_parity, parity_tolerance=parity_tolerance,
-    )  # fmt: skip
+        checkpoint,
+        out,
+        fp16=fp16,
+        opset=opset,
+        batch=batch,
+        size=size,
+        official_input_size=official_size,
+        check_parity=not skip_parity,
+        parity_tolerance=parity_tolerance,
+    )
     parity = result.manifest.extra.get("parity", {})
     diff = "skipped" if parity.get("skipped") else f"max |dprob_fake| = {result.max_abs_diff:.3g} vs PyTorch FP32"
-    click.echo(f"wrote {result.path} ({result.manifest.precision}, {result.path.stat().st_size / 1e6:.1f} MB); "
-               f"parity: {diff}; manifest: {result.path.name}.json")  # fmt: skip
+    click.echo(
+        f"wrote {result.path} ({result.manifest.precision}, {result.path.stat().st_size / 1e6:.1f} MB); "
+        f"parity: {diff}; manifest: {result.path.name}.json"
+    )
 
 
 def _register_optional_commands() -> None:
