@@ -15,8 +15,9 @@ DEMO_OUT ?= demo-out
 TORCH_SPEC ?= $(shell if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then echo torch; else echo torch==2.13.0; fi)
 EXTRAS ?= cpu,export,train,faces,bench,dev,ray
 NATIVE_BUILD ?= build/native
+NATIVE_ASAN ?= build/native-asan
 
-.PHONY: venv test lint format native native-test demo gpu-check clean
+.PHONY: venv test lint format native native-test native-asan native-install demo gpu-check clean
 
 venv: $(VENV)/.stamp
 
@@ -36,6 +37,16 @@ native:
 native-test: native
 	ctest --test-dir $(NATIVE_BUILD) --output-on-failure
 
+# The C++ reference under AddressSanitizer + UBSan (CUDA off): no out-of-bounds access on hostile boxes.
+native-asan:
+	cmake -S . -B $(NATIVE_ASAN) -DLIBDF_SANITIZE=ON >/dev/null
+	cmake --build $(NATIVE_ASAN) -j 2
+	ctest --test-dir $(NATIVE_ASAN) --output-on-failure
+
+# Copy the built libraries into the package, where lib_deepfake finds them without LIB_DEEPFAKE_NATIVE_LIB.
+native-install: native
+	cmake --install $(NATIVE_BUILD) --prefix src
+
 lint: venv
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
@@ -44,7 +55,7 @@ format: venv
 	$(BIN)/ruff format src tests bench
 	$(BIN)/ruff check --fix src tests bench
 
-test: venv native-test lint
+test: venv native-test native-asan lint
 	LIB_DEEPFAKE_NATIVE_LIB=$(CURDIR)/$(NATIVE_BUILD) $(BIN)/pytest -q
 
 demo: venv
@@ -54,4 +65,4 @@ gpu-check: venv
 	bash bench/gpu_check.sh --out bench/results/gpu-check
 
 clean:
-	rm -rf $(NATIVE_BUILD) .pytest_cache .ruff_cache
+	rm -rf $(NATIVE_BUILD) $(NATIVE_ASAN) .pytest_cache .ruff_cache
