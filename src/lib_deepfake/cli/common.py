@@ -21,6 +21,15 @@ F = TypeVar("F", bound=Callable[..., Any])
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "show_default": True}
 
 
+def _verbose_requested(ctx: click.Context | None) -> bool:
+    """-v given on this command or any parent (``lib-prep -v videos`` and ``lib-prep videos -v`` alike)."""
+    while ctx is not None:
+        if (ctx.params.get("verbose") or 0) > 0:
+            return True
+        ctx = ctx.parent
+    return False
+
+
 def handle_errors(func: F) -> F:
     """Turn user-facing errors into a one-line message and exit code 1 (tracebacks with -v)."""
 
@@ -29,8 +38,7 @@ def handle_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except LibDeepfakeError as exc:
-            ctx = click.get_current_context(silent=True)
-            if ctx is not None and (ctx.find_root().params.get("verbose") or 0) > 0:
+            if _verbose_requested(click.get_current_context(silent=True)):
                 raise
             raise click.ClickException(" ".join(str(exc).split())) from exc
 

@@ -1,0 +1,190 @@
+"""Face-detector throughput: frames/s at 640x360 on CPU (or CUDA via ONNX Runtime), with the machine described.
+
+Frames are a synthetic 640x360 clip of a bundled portrait (one face, moving), made in memory - no video decoding,
+so the number is the detector alone: pre-processing (resize/pad), the network, decode and NMS. Warm-up calls
+(session creation included) are excluded from the timed steady state.
+
+Run: ``python -m lib_deepfake.bench.detect --out bench/results/detector-cpu-<machine>.json``.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lib_deepfake.faces.base import DetectorConfig
+
+__all__ = ["machine_info", "run_detector_bench"]
+
+
+def machine_info() -> dict[str, Any]:
+    """CPU model, cores, Python and library versions (recorded with every result)."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    info: dict[str, Any] = {
+        "cpu": cpu,
+        "cores_available": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "cores_total": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        # Other jobs on a shared machine slow every number down; the load says how much to trust them.
+        "load_average_1_5_15": [round(v, 2) for v in os.getloadavg()] if hasattr(os, "getloadavg") else None,
+    }
+    for mod in ("onnxruntime", "onnx", "numpy", "cv2", "torch"):
+        try:
+            info[mod] = __import__(mod).__version__
+        except Exception:
+            info[mod] = None
+    return info
+
+
+def _frames(n: int, width: int, height: int) -> np.ndarray:
+    from lib_deepfake.prep.synth import ClipSpec, render_clip
+
+    spec = ClipSpec(name="bench", label=0, split="test", portraits=("astronaut",), flip=False, tint=(1.0, 1.0, 1.0),
+                    face_fraction=0.35, zoom=0.1, pan=0.05, roll_deg=2.0, drift=0.0, phase=0.0, noise_sigma=2.0,
+                    seed=0)  # fmt: skip
+    return np.stack([f for f, _, _ in render_clip(spec, width, height, n)])
+
+
+def run_detector_bench(
+    detector: str = "centerface",
+    width: int = 640,
+    height: int = 360,
+    batch_sizes: tuple[int, ...] = (1, 8),
+    frames: int = 32,
+    repeats: int = 3,
+    warmup: int = 1,
+    config: DetectorConfig | None = None,
+    model_path: Path | str | None = None,
+    max_sides: tuple[int | None, ...] | None = None,
+) -> dict[str, Any]:
+    """Time ``detector.detect`` on ``frames`` frames of ``width`` x ``height``, per batch size.
+
+    Args:
+        detector: registered detector name.
+        width, height: frame size.
+        batch_sizes: detector batch sizes to time.
+        frames: frames per timed pass (one pass = ``detect`` over all of them, in batches).
+        repeats: timed passes per batch size (median and best reported).
+        warmup: untimed passes first (session creation, allocator warm-up).
+        config: detector options (thresholds, threads, device, max_side); batch_size is overridden.
+        model_path: detector model file.
+        max_sides: downscaling limits to time (each gives its own runs); None: ``config.max_side`` only.
+
+    Returns:
+        JSON-serialisable dict: per batch size frames/s (median, best), ms/frame, faces found per frame, plus the
+        configuration, the active ORT provider and :func:`machine_info`.
+    """
+    from lib_deepfake.faces.registry import create_detector
+
+    base = config or DetectorConfig()
+    clip = _frames(frames, width, height)
+    from lib_deepfake.faces.base import plan_input_size
+
+    runs = []
+    provider = None
+    sides = max_sides if max_sides is not None else (base.max_side,)
+    for side, bs in [(side, bs) for side in sides for bs in batch_sizes]:
+        det = create_detector(detector, replace(base, batch_size=bs, max_side=side), model_path)
+        _, _, _, ph, pw = plan_input_size(height, width, side, base.min_face_size)
+        for _ in range(warmup):
+            det.detect(clip)
+        times, found = [], 0
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            dets = det.detect(clip)
+            times.append(time.perf_counter() - t0)
+            found = sum(1 for d in dets if len(d) == 1)
+        provider = getattr(det, "provider", None) or provider
+        med, best = statistics.median(times), min(times)
+        runs.append(
+            {
+                "max_side": side,
+                "network_input": [pw, ph],
+                "batch_size": bs,
+                "fps_median": round(frames / med, 2),
+                "fps_best": round(frames / best, 2),
+                "ms_per_frame_median": round(1000 * med / frames, 2),
+                "frames_with_one_face": found,
+                "frames": frames,
+                "pass_s": [round(t, 4) for t in times],
+            }
+        )
+    return {
+        "bench": "detector",
+        "detector": detector,
+        "frame_size": [width, height],
+        "device": base.device,
+        "provider": provider,
+        "threads": base.threads,
+        "score_threshold": base.score_threshold,
+        "runs": runs,
+        "machine": machine_info(),
+        "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def _to_markdown(result: dict[str, Any]) -> str:
+    m = result["machine"]
+    lines = [
+        f"# Face detector throughput: {result['detector']} at {result['frame_size'][0]}x{result['frame_size'][1]}",
+        "",
+        f"Machine: {m['cpu']}, {m['cores_available']} cores available; onnxruntime {m['onnxruntime']}, "
+        f"provider {result['provider']}, threads {result['threads'] or 'ORT default'}; measured "
+        f"{result['time_utc']}, load average {m.get('load_average_1_5_15')} at the end. Detector only (frames "
+        "already in memory: resize/pad, network, decode, NMS).",
+        "",
+        "| max side | network input | batch | frames/s (median) | frames/s (best) | ms/frame (median) "
+        "| frames with 1 face |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in result["runs"]:
+        lines.append(
+            f"| {r['max_side']} | {r['network_input'][0]}x{r['network_input'][1]} | {r['batch_size']} "
+            f"| {r['fps_median']} | {r['fps_best']} | {r['ms_per_frame_median']} | "
+            f"{r['frames_with_one_face']}/{r['frames']} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+    import json
+
+    from lib_deepfake.atomic import atomic_open, write_json_atomic
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", type=Path, required=True, help="JSON path (a .md table is written beside it)")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--frames", type=int, default=32)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--batch-sizes", default="1,8")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--max-sides", default="640,320", help="downscaling limits to time, comma-separated")
+    args = p.parse_args(argv)
+    cfg = DetectorConfig(threads=args.threads, device=args.device)
+    res = run_detector_bench(batch_sizes=tuple(int(b) for b in args.batch_sizes.split(",")), frames=args.frames,
+                             repeats=args.repeats, config=cfg,
+                             max_sides=tuple(int(s) for s in args.max_sides.split(",")))  # fmt: skip
+    write_json_atomic(args.out, res)
+    with atomic_open(args.out.with_suffix(".md")) as fh:
+        fh.write(_to_markdown(res))
+    print(json.dumps(res["runs"], indent=1))  # noqa: T201 - script entry point
+
+
+if __name__ == "__main__":
+    main()
