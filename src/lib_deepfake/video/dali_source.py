@@ -1,0 +1,248 @@
+"""DALI decoding: NVDEC on a GPU (frames stay on the GPU as torch CUDA tensors), DALI's CPU decoder otherwise.
+
+One ``@pipeline_def`` serves both: ``external_source("enc")`` (the file's bytes) and ``external_source("frames")``
+(the plan's frame indices, int32) feed ``fn.decoders.video(enc, device=..., frames=...)``; ``device`` is "mixed"
+(NVDEC) or "cpu". Plans are resolved by :mod:`lib_deepfake.video.sampling` against the PyAV-built
+:class:`VideoIndex`, so both decoders get the same indices. DALI numbers frames in presentation order from its own
+index (``build_index=True``), which matches ours on the clips we test.
+
+Codec support is checked **before** decoding (:func:`dali_codec_support`). DALI's CPU decoder handles only VP8,
+VP9 and MJPEG; NVDEC depends on the GPU generation (no AV1 before Ampere GA10x, so none on A100/H100/H200; no
+10-bit H.264). An unsupported stream raises :class:`UnsupportedCodecError` naming ``--decoder pyav``: we never
+switch decoders silently.
+
+Memory knobs: ``prefetch_queue_depth=1`` (one batch in flight: the inputs are fed just before each run) and
+``chunk_frames`` (frames per run; one run holds ``chunk_frames`` RGB frames in device memory plus DALI's own
+decode surfaces).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lib_deepfake.video._av import Deadline
+from lib_deepfake.video.errors import UnsupportedCodecError, VideoFileError
+from lib_deepfake.video.frames import DecodeStats, Frame, FrameBatch, check_batch_size, stack_frames
+from lib_deepfake.video.index import VideoIndex, check_complete, index_container
+from lib_deepfake.video.info import DEFAULT_MAX_PIXELS, DEFAULT_TIMEOUT_S, VideoInfo, probe_container
+from lib_deepfake.video.sampling import ResolvedPlan, SamplingPlan, parse_plan
+
+logger = logging.getLogger(__name__)
+
+#: Codecs DALI's CPU video decoder supports (DALI docs: "VP8, VP9 and MJPEG work on CPU and GPU").
+DALI_CPU_CODECS = frozenset({"vp8", "vp9", "mjpeg"})
+#: Codecs DALI's mixed (NVDEC) decoder supports at all; per-GPU limits in :func:`dali_codec_support`.
+DALI_GPU_CODECS = frozenset({"h264", "hevc", "vp8", "vp9", "av1", "mjpeg", "mpeg4"})
+# NVDEC bit depths per codec (NVDEC application note, Turing..Hopper columns); 4:2:0 chroma only for simplicity.
+_NVDEC_MAX_BITS = {"h264": 8, "hevc": 12, "vp8": 8, "vp9": 12, "av1": 10, "mjpeg": 8, "mpeg4": 8}
+_YUV420 = ("yuv420p", "yuvj420p", "nv12", "yuv420p10le", "yuv420p12le", "p010le", "p016le")
+
+
+def nvdec_has_av1(compute_capability: tuple[int, int]) -> bool:
+    """AV1 decode exists on GA10x (8.6/8.7), Ada (8.9) and Blackwell (10.x, 12.x); not on Turing, A100, Hopper."""
+    major, minor = compute_capability
+    return (major == 8 and minor >= 6) or major >= 10
+
+
+def dali_codec_support(
+    codec: str, pix_fmt: str, device: str, compute_capability: tuple[int, int] | None = None
+) -> str | None:
+    """Why DALI cannot decode this stream on ``device`` ("cpu" or "gpu"), or None when it can. Pure function.
+
+    Args:
+        codec: canonical codec name (:func:`lib_deepfake.video.info.canonical_codec`).
+        pix_fmt: decoded pixel format reported by libavcodec.
+        device: "cpu" (DALI CPU decoder) or "gpu" (NVDEC via the mixed backend).
+        compute_capability: the GPU's (major, minor); needed for AV1 on "gpu".
+    """
+    if device == "cpu":
+        if codec not in DALI_CPU_CODECS:
+            return f"DALI's CPU decoder supports only VP8, VP9 and MJPEG, not {codec}"
+        return None
+    if codec not in DALI_GPU_CODECS:
+        return f"NVDEC (DALI mixed decoder) does not support {codec}"
+    if codec == "av1" and compute_capability is not None and not nvdec_has_av1(compute_capability):
+        cc = ".".join(map(str, compute_capability))
+        return f"this GPU (compute capability {cc}) has no AV1 decoder in NVDEC"
+    if codec != "mjpeg" and pix_fmt and pix_fmt not in _YUV420:
+        return f"NVDEC path supports 4:2:0 YUV only, not {pix_fmt}"
+    bits = 10 if "10" in pix_fmt or pix_fmt == "p010le" else 12 if "12" in pix_fmt else 8
+    if bits > _NVDEC_MAX_BITS.get(codec, 8):
+        return f"NVDEC does not decode {bits}-bit {codec}"
+    return None
+
+
+def _make_pipeline(decoder_device: str, device_id: int | None, threads: int) -> Any:
+    """Build the decode pipeline; ``decoder_device`` is "mixed" (NVDEC) or "cpu"."""
+    from nvidia.dali import fn, pipeline_def, types
+
+    @pipeline_def(batch_size=1, num_threads=max(threads, 1), device_id=device_id, prefetch_queue_depth=1,
+                  exec_dynamic=True)  # type: ignore[call-overload]  # fmt: skip
+    def video_pipe() -> Any:
+        enc = fn.external_source(name="enc", dtype=types.DALIDataType.UINT8, ndim=1, device="cpu")
+        wanted = fn.external_source(name="frames", dtype=types.DALIDataType.INT32, ndim=1, device="cpu")
+        return fn.decoders.video(enc, device=decoder_device, frames=wanted, name="decoder")
+
+    pipe = video_pipe()
+    pipe.build()
+    return pipe
+
+
+class DaliVideoSource:
+    """A video decoded by DALI. Implements :class:`~lib_deepfake.video.frames.VideoSource`.
+
+    Probing and indexing use PyAV (headers + demux, no decoding), so plans resolve exactly as for
+    :class:`~lib_deepfake.video.pyav_source.PyAVSource`.
+
+    Args:
+        path: the video file.
+        device: "gpu" (NVDEC; frames are torch CUDA tensors), "cpu" (DALI CPU decoder; VP8/VP9/MJPEG only), or
+            None for "gpu" when CUDA is available, else "cpu".
+        threads: DALI CPU threads.
+        timeout_s: time limit for opening and for each read; checked between decode runs (one DALI run of
+            ``chunk_frames`` frames is not interruptible - use :func:`~lib_deepfake.video.api.decode_in_subprocess`
+            for a hard limit).
+        allow_truncated: decode the readable part of a truncated file (warning) instead of raising
+            :class:`CorruptVideoError`.
+        max_pixels: refuse larger frames before decoding.
+        chunk_frames: frames decoded per DALI run.
+
+    Raises:
+        UnsupportedCodecError: DALI cannot decode this stream on ``device`` (message names ``--decoder pyav``).
+        MissingDependencyError: DALI is not installed.
+    """
+
+    name = "dali"
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        device: str | None = None,
+        threads: int = 0,
+        timeout_s: float | None = DEFAULT_TIMEOUT_S,
+        max_pixels: int | None = DEFAULT_MAX_PIXELS,
+        allow_truncated: bool = False,
+        chunk_frames: int = 32,
+    ) -> None:
+        from lib_deepfake._optional import require
+        from lib_deepfake.video._av import open_input
+
+        require("nvidia.dali", purpose="decoding video with DALI (--decoder dali)")
+        import torch
+
+        self.path = Path(path)
+        self.timeout_s = timeout_s
+        self.chunk_frames = max(int(chunk_frames), 1)
+        if device is None:
+            device = "gpu" if torch.cuda.is_available() else "cpu"
+        if device in ("cuda", "mixed"):
+            device = "gpu"
+        if device not in ("cpu", "gpu"):
+            from lib_deepfake.errors import ContractError
+
+            raise ContractError(f"DALI device must be 'cpu' or 'gpu', got {device!r}")
+        self.device = device
+        self._stats = DecodeStats()
+        container, stream = open_input(self.path)
+        try:
+            deadline = Deadline(timeout_s, self.path, "opening")
+            self._info: VideoInfo = probe_container(container, stream, self.path, max_pixels=max_pixels,
+                                                    deadline=deadline)  # fmt: skip
+            self._index: VideoIndex = index_container(container, stream, self.path, deadline)
+            check_complete(self._info, self._index, self.path, allow_truncated=allow_truncated)
+        finally:
+            container.close()
+        cc = torch.cuda.get_device_capability() if device == "gpu" else None
+        why = dali_codec_support(self._info.codec, self._info.pix_fmt, device, cc)
+        if why:
+            raise UnsupportedCodecError(f"{why}; use --decoder pyav (decoder='pyav') for this file", self.path)
+        device_id = torch.cuda.current_device() if device == "gpu" else None
+        self._pipe = _make_pipeline("mixed" if device == "gpu" else "cpu", device_id, threads or 2)
+        # DALI parses the container from memory; the whole file is read once per source.
+        self._data = np.fromfile(self.path, dtype=np.uint8)
+
+    @property
+    def info(self) -> VideoInfo:
+        return self._info
+
+    @property
+    def index(self) -> VideoIndex:
+        return self._index
+
+    @property
+    def stats(self) -> DecodeStats:
+        return self._stats
+
+    def resolve(self, plan: SamplingPlan | str) -> ResolvedPlan:
+        return parse_plan(plan).resolve(self._index)
+
+    def read(self, plan: SamplingPlan | str) -> FrameBatch:
+        rp = self.resolve(plan)
+        check_batch_size(len(rp), self._info.display_height, self._info.display_width, self.path)
+        frames = [Frame(f.image.clone(), f.index, f.time_s) for f in self._iter_resolved(rp)]
+        dev = "cuda" if self.device == "gpu" else "cpu"
+        return stack_frames(frames, info=self._info, plan=rp, stats=self._stats, decoder=self.name, device=dev)
+
+    def iter_frames(self, plan: SamplingPlan | str) -> Iterator[Frame]:
+        return self._iter_resolved(self.resolve(plan))
+
+    def close(self) -> None:
+        self._pipe = None
+        self._data = np.zeros(0, np.uint8)
+
+    def __enter__(self) -> DaliVideoSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _iter_resolved(self, rp: ResolvedPlan) -> Iterator[Frame]:
+        import torch
+
+        stats = self._stats = DecodeStats()
+        deadline = Deadline(self.timeout_s, self.path, "decoding")
+        t0 = time.perf_counter()
+        wanted = np.asarray(rp.indices, np.int32)
+        rot = self._info.rotation
+        try:
+            for start in range(0, len(wanted), self.chunk_frames):
+                deadline.check()
+                chunk = wanted[start : start + self.chunk_frames]
+                self._pipe.feed_input("enc", [self._data])
+                self._pipe.feed_input("frames", [chunk])
+                try:
+                    (out,) = self._pipe.run()
+                except Exception as exc:  # noqa: BLE001 - DALI raises RuntimeError for every decode failure
+                    raise _dali_error(exc, self.path) from exc
+                # Batch of one sample: uint8 [len(chunk), H, W, 3] FHWC, on the GPU for the mixed decoder.
+                seq = torch.from_dlpack(out[0])
+                stats.frames_converted += len(chunk)
+                stats.frames_decoded = -1  # DALI does not report the frames it decoded to reach these
+                stats.seeks += 1
+                for j, idx in enumerate(chunk.tolist()):
+                    img = seq[j]
+                    if rot:
+                        img = torch.rot90(img, k=rot // 90, dims=(0, 1)).contiguous()
+                    # Valid until the next run: read() clones; iter_frames callers must clone to keep it.
+                    yield Frame(image=img, index=int(idx), time_s=float(self._index.times_s[idx]))
+        finally:
+            stats.wall_s = time.perf_counter() - t0
+
+
+def _dali_error(exc: BaseException, path: Path) -> VideoFileError:
+    from lib_deepfake.video.errors import CorruptVideoError
+
+    msg = " ".join(str(exc).split())
+    if "not supported" in msg or "nvcuvid" in msg.lower():
+        return UnsupportedCodecError(f"DALI cannot decode this file ({msg[:200]}); use --decoder pyav", path)
+    return CorruptVideoError(f"DALI decoding failed: {msg[:200]}", path)
+
+
+__all__ = ["DALI_CPU_CODECS", "DALI_GPU_CODECS", "DaliVideoSource", "dali_codec_support", "nvdec_has_av1"]
