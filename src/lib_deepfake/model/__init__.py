@@ -9,7 +9,7 @@ from lib_deepfake.model.checkpoint import (
     save_checkpoint,
 )
 from lib_deepfake.model.config import IMAGENET_MEAN, IMAGENET_STD, OFFICIAL_PREPROCESSING, LIBConfig, Preprocessing
-from lib_deepfake.model.inference import InferenceModel
+from lib_deepfake.model.inference import FaceNormalizer, InferenceModel
 from lib_deepfake.model.lib import LIBNet, LIBOutput, create_lib
 from lib_deepfake.model.registry import backbone_spec, list_backbones
 
@@ -17,6 +17,7 @@ __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "OFFICIAL_PREPROCESSING",
+    "FaceNormalizer",
     "InferenceModel",
     "LIBConfig",
     "LIBNet",

@@ -13,6 +13,28 @@ from lib_deepfake.model.config import Preprocessing
 from lib_deepfake.model.lib import LIBNet
 
 
+class FaceNormalizer(nn.Module):
+    """faces uint8 [N, S, S, 3] RGB (any device) -> float32 [N, 3, S, S] in the weights' channel order, normalised.
+
+    The one implementation of the preprocessing contract: training, the torch engine and ONNX export all call it.
+    """
+
+    def __init__(self, preprocessing: Preprocessing) -> None:
+        super().__init__()
+        self.preprocessing = preprocessing
+        mean = torch.tensor(preprocessing.mean, dtype=torch.float32).view(1, 3, 1, 1) * 255.0
+        std = torch.tensor(preprocessing.std, dtype=torch.float32).view(1, 3, 1, 1) * 255.0
+        self.register_buffer("mean255", mean, persistent=False)
+        self.register_buffer("inv_std255", 1.0 / std, persistent=False)
+        self.flip_to_bgr = preprocessing.channel_order == "BGR"
+
+    def forward(self, faces: torch.Tensor) -> torch.Tensor:
+        x = faces.permute(0, 3, 1, 2).float()
+        if self.flip_to_bgr:
+            x = x.flip(1)
+        return (x - self.mean255) * self.inv_std255
+
+
 class InferenceModel(nn.Module):
     """Wraps a :class:`LIBNet` (put in eval mode) with preprocessing and the softmax.
 
@@ -28,20 +50,13 @@ class InferenceModel(nn.Module):
         self.net = net.eval()
         self.preprocessing = preprocessing
         self.compute_dtype = compute_dtype
-        mean = torch.tensor(preprocessing.mean, dtype=torch.float32).view(1, 3, 1, 1) * 255.0
-        std = torch.tensor(preprocessing.std, dtype=torch.float32).view(1, 3, 1, 1) * 255.0
-        self.register_buffer("mean255", mean, persistent=False)
-        self.register_buffer("inv_std255", 1.0 / std, persistent=False)
-        self.flip_to_bgr = preprocessing.channel_order == "BGR"
+        self.normalizer = FaceNormalizer(preprocessing)
         if compute_dtype != torch.float32:
             self.net.to(compute_dtype)
 
     def normalize(self, faces: torch.Tensor) -> torch.Tensor:
         """faces: uint8 [N, S, S, 3] RGB -> float32 [N, 3, S, S] in the weights' channel order, normalised."""
-        x = faces.permute(0, 3, 1, 2).float()
-        if self.flip_to_bgr:
-            x = x.flip(1)
-        return (x - self.mean255) * self.inv_std255
+        return self.normalizer(faces)
 
     def forward(self, faces: torch.Tensor) -> torch.Tensor:
         x = self.normalize(faces).to(self.compute_dtype)
