@@ -17,7 +17,7 @@ EXTRAS ?= cpu,export,train,faces,bench,dev,ray,dali
 NATIVE_BUILD ?= build/native
 NATIVE_ASAN ?= build/native-asan
 
-.PHONY: venv test lint format native native-test native-asan native-install demo gpu-check clean
+.PHONY: venv test lint format native native-test native-asan native-install demo gpu-check gpu-check-dry clean
 
 venv: $(VENV)/.stamp
 
@@ -97,8 +97,13 @@ demo: venv
 	@echo "==> [8/8] summary"
 	$(BIN)/python -m lib_deepfake.demo $(DEMO_OUT)
 
-gpu-check: venv
-	bash bench/gpu_check.sh --out bench/results/gpu-check
+# On a GPU box: no venv (it may be offline); installs from WHEELS=DIR with pip --no-index, never touches torch.
+gpu-check:
+	bash bench/gpu_check.sh --out bench/results/gpu-check $(if $(WHEELS),--wheels $(WHEELS))
+
+# The same steps on CPU with the GPU parts skipped or replaced (CI runs it through tests/bench).
+gpu-check-dry: venv
+	bash bench/gpu_check.sh --dry-run --out build/gpu-check-dry
 
 clean:
 	rm -rf $(NATIVE_BUILD) $(NATIVE_ASAN) .pytest_cache .ruff_cache
