@@ -14,7 +14,7 @@ HEAVY = ("onnxruntime", "onnx", "tensorrt", "nvidia.dali", "ray", "cupy", "pycud
          "sklearn", "tensorboard", "matplotlib", "skimage")  # fmt: skip
 COMMANDS = ["lib-train", "lib-prep", "lib-export", "lib-infer", "lib-bench"]
 MODULES = ["lib_deepfake", "lib_deepfake.model", "lib_deepfake.engines", "lib_deepfake.video", "lib_deepfake.faces",
-           "lib_deepfake.pipeline", "lib_deepfake.export", "lib_deepfake.bench"]  # fmt: skip
+           "lib_deepfake.pipeline", "lib_deepfake.export", "lib_deepfake.bench", "lib_deepfake.scale"]  # fmt: skip
 
 
 def _loaded_after(code: str) -> list[str]:

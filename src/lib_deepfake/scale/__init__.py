@@ -1,0 +1,40 @@
+"""Scale-out: ``lib-infer --ray`` - one scan spread over many GPUs/CPUs and machines with Ray Data.
+
+The unit of work is a **video path**, not a frame: ``ray.data.from_items(paths)`` -> ``map_batches`` with a pool of
+stateful actors (:class:`~lib_deepfake.scale.ray_scan.RayScanWorker`), each holding its own decoder, face detector
+and classifier engine (loaded once) and running the very :class:`~lib_deepfake.pipeline.scanner.VideoScanner` that
+a local scan runs, so every row is built by the same code. The driver streams rows into the same
+:class:`~lib_deepfake.pipeline.results.ResultsStore` (results.jsonl/csv, run.json, report.html; ``--resume``).
+
+Modules (importing this package imports nothing heavy; ``ray`` is imported only inside functions):
+
+- ``planning`` - pure logic: address parsing, actor-pool sizing, the crash ledger that bounds retries.
+- ``remote`` - object-store / http(s) URLs: listing and staging to a local temporary file for the decoder.
+- ``ray_scan`` - :func:`scan_with_ray`, :func:`connect`, the worker class.
+- ``cli`` - ``add_ray_options`` / ``run_ray_from_cli``: the hook ``lib-infer`` wires in.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_EXPORTS = {
+    "scan_with_ray": "lib_deepfake.scale.ray_scan",
+    "connect": "lib_deepfake.scale.ray_scan",
+    "RayScanWorker": "lib_deepfake.scale.ray_scan",
+    "PoolPlan": "lib_deepfake.scale.planning",
+    "plan_pool": "lib_deepfake.scale.planning",
+    "CrashLedger": "lib_deepfake.scale.planning",
+    "add_ray_options": "lib_deepfake.scale.cli",
+    "run_ray_from_cli": "lib_deepfake.scale.cli",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        import importlib
+
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'lib_deepfake.scale' has no attribute {name!r}")
