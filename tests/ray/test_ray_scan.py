@@ -229,3 +229,27 @@ def test_model_files_travel_through_the_object_store(ray_session, config, tmp_pa
     assert sorted(p.name for p in got.model.parent.iterdir()) == ["tiny.pth", "tiny.pth.json"]
     same = worker._localize(replace(config, model=src / "tiny.pth"), shipped)  # visible here: used in place
     assert same.model == src / "tiny.pth"
+
+
+def test_lib_infer_cli_with_ray(ray_session, corpus, config, local_rows, tmp_path):
+    """`lib-infer --ray auto` joins the running Ray session and writes the rows a local scan writes."""
+    import json
+
+    from click.testing import CliRunner
+
+    from lib_deepfake.cli.infer import main
+
+    out = tmp_path / "cli_out"
+    videos = [str(corpus / "videos" / name) for name in ("c_face.mp4", "d_face.mkv", "e_plain.mp4")]
+    args = [*videos, "--model", str(config.model), "--detector", "center", "--frames", "4", "--workers", "1",
+            "--threads", "1", "--batch-size", "8", "--min-faces", "1", "--out", str(out), "--ray", "auto",
+            "--ray-workers", "1"]  # fmt: skip
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    rows = {Path(r["path"]).name: r for r in map(json.loads, (out / "results.jsonl").read_text().splitlines())}
+    assert sorted(rows) == ["c_face.mp4", "d_face.mkv", "e_plain.mp4"]
+    for name, row in rows.items():
+        assert row["status"] == local_rows[name]["status"]
+        if row["score"] is not None:
+            assert abs(row["score"] - local_rows[name]["score"]) <= 1e-6
+    assert (out / "report.html").is_file()
