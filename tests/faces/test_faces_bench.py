@@ -18,7 +18,7 @@ def test_result_schema_with_box_detector():
     run = res["runs"][1]
     assert run["batch_size"] == 4 and run["fps_median"] > 0 and run["frames_with_one_face"] == 4
     assert run["network_input"] == [160, 96]
-    assert res["machine"]["cores_available"] >= 1 and "onnxruntime" in res["machine"]
+    assert res["machine"]["cpu_cores"] >= 1 and "onnxruntime" in res["machine"]["versions"]
     json.dumps(res)
 
 

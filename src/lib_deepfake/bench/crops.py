@@ -9,49 +9,18 @@ the largest difference between the two outputs (the contract allows 1 grey level
 from __future__ import annotations
 
 import logging
-import os
-import platform
 import statistics
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import torch
 
+from lib_deepfake.bench.machine import describe_machine, machine_info
 from lib_deepfake.faces import crop as crop_mod
 from lib_deepfake.faces import native
 
 logger = logging.getLogger(__name__)
-
-
-def _cpu_model() -> str:
-    try:
-        text = Path("/proc/cpuinfo").read_text(encoding="utf-8")
-    except OSError:
-        text = ""
-    for line in text.splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
-
-
-def machine_info(device: torch.device) -> dict[str, Any]:
-    """CPU model, cores, torch version and (for CUDA) the GPU name."""
-    info: dict[str, Any] = {
-        "cpu_model": _cpu_model(),
-        "cpu_cores": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        # Shared machines: the load during the run explains noisy numbers.
-        "loadavg_1m": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
-    }
-    if device.type == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(device)
-        info["cuda_runtime_torch"] = torch.version.cuda
-    return info
 
 
 def make_inputs(
@@ -158,7 +127,7 @@ def run_crop_bench(
     return {
         "bench": "crops",
         "device": str(dev),
-        "machine": machine_info(dev),
+        "machine": machine_info(str(dev)),
         "config": {
             "frame_size": list(frame_size),
             "frames": frames,
@@ -183,12 +152,11 @@ def run_crop_bench(
 def format_markdown(result: dict[str, Any]) -> str:
     """A short markdown report of :func:`run_crop_bench`'s result."""
     m, c = result["machine"], result["config"]
-    hw = m.get("gpu") or f"{m['cpu_model']}, {m['cpu_cores']} cores, {m['torch_threads']} torch threads"
+    hw = f"{describe_machine(m)}; {m['torch_threads']} torch threads"
     lines = [
         f"# Face crops: native vs torch on {result['device']}",
         "",
-        f"Machine: {hw}; torch {m['torch']}, Python {m['python']}; load average (1 min) at the start: "
-        f"{m.get('loadavg_1m')}.",
+        f"Machine: {hw}.",
         f"Batch: {c['frames']} frames of {c['frame_size'][1]}x{c['frame_size'][0]} RGB uint8, {c['faces']} faces "
         f"(80-400 px, scale {c['scale']}) -> {c['crop_size']}x{c['crop_size']} crops; median of {c['iters']} batches "
         f"after {c['warmup']} warm-up.",

@@ -10,16 +10,15 @@ Clips are generated (:func:`make_bench_clips`): 720p H.264 (x264 veryfast, CRF 2
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import os
-import platform
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from lib_deepfake.bench.machine import describe_machine, machine_info
 
 logger = logging.getLogger(__name__)
 
@@ -123,42 +122,6 @@ def plan_decode(path: str | Path, plan: str, *, decoder: str = "pyav", threads: 
     }
 
 
-def machine_info() -> dict[str, Any]:
-    """CPU model, cores, library versions: enough to tell two result files apart."""
-    import numpy
-
-    info: dict[str, Any] = {
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "cpu_count": os.cpu_count(),
-        "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "numpy": numpy.__version__,
-    }
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                info["cpu_model"] = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    with contextlib.suppress(OSError):
-        info["loadavg"] = [round(x, 2) for x in os.getloadavg()]
-    try:
-        import av
-
-        info["av"] = av.__version__
-        info["ffmpeg"] = getattr(av, "ffmpeg_version_info", None)
-    except ImportError:
-        pass
-    try:
-        import torch
-
-        info["torch"] = torch.__version__
-    except ImportError:
-        pass
-    return info
-
-
 def run_decode_bench(
     clip_dir: str | Path = "bench/clips",
     *,
@@ -220,7 +183,7 @@ def run_decode_bench(
             logger.info("%s %s: %.3f s, %.1fx", clip.name, plan, best["wall_s"], speedup)
     return {
         "benchmark": "decode",
-        "machine": machine_info(),
+        "machine": machine_info("cpu"),
         "decoder": decoder,
         "threads": threads,
         "repeats": repeats,
@@ -242,8 +205,7 @@ def format_markdown(result: dict[str, Any]) -> str:
     lines = [
         f"# Decode benchmark ({result['decoder']}, best of {result['repeats']})",
         "",
-        f"Machine: {m.get('cpu_model', '?')}, {m.get('cpu_affinity') or m.get('cpu_count')} cores available, "
-        f"load {m.get('loadavg')}; PyAV {m.get('av')}, FFmpeg {m.get('ffmpeg')}, Python {m.get('python')}.",
+        f"Machine: {describe_machine(m, ('av', 'torch'))}.",
         "",
         "Baseline `full` = decode every frame and convert every frame to RGB. Plan rows include opening the file "
         "(probe + packet index). Wall and CPU time (all threads of the process) are each the best of the repeats, "
@@ -285,7 +247,6 @@ __all__ = [
     "format_markdown",
     "full_decode",
     "make_bench_clips",
-    "machine_info",
     "plan_decode",
     "run_decode_bench",
     "write_results",

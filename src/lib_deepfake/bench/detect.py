@@ -9,8 +9,6 @@ Run: ``python -m lib_deepfake.bench.detect --out bench/results/detector-cpu-<mac
 
 from __future__ import annotations
 
-import os
-import platform
 import statistics
 import time
 from dataclasses import replace
@@ -19,36 +17,10 @@ from typing import Any
 
 import numpy as np
 
+from lib_deepfake.bench.machine import describe_machine, machine_info
 from lib_deepfake.faces.base import DetectorConfig
 
-__all__ = ["machine_info", "run_detector_bench"]
-
-
-def machine_info() -> dict[str, Any]:
-    """CPU model, cores, Python and library versions (recorded with every result)."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    info: dict[str, Any] = {
-        "cpu": cpu,
-        "cores_available": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-        "cores_total": os.cpu_count(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        # Other jobs on a shared machine slow every number down; the load says how much to trust them.
-        "load_average_1_5_15": [round(v, 2) for v in os.getloadavg()] if hasattr(os, "getloadavg") else None,
-    }
-    for mod in ("onnxruntime", "onnx", "numpy", "cv2", "torch"):
-        try:
-            info[mod] = __import__(mod).__version__
-        except Exception:
-            info[mod] = None
-    return info
+__all__ = ["run_detector_bench"]
 
 
 def _frames(n: int, width: int, height: int) -> np.ndarray:
@@ -133,7 +105,7 @@ def run_detector_bench(
         "threads": base.threads,
         "score_threshold": base.score_threshold,
         "runs": runs,
-        "machine": machine_info(),
+        "machine": machine_info("cpu"),
         "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
 
@@ -143,9 +115,9 @@ def _to_markdown(result: dict[str, Any]) -> str:
     lines = [
         f"# Face detector throughput: {result['detector']} at {result['frame_size'][0]}x{result['frame_size'][1]}",
         "",
-        f"Machine: {m['cpu']}, {m['cores_available']} cores available; onnxruntime {m['onnxruntime']}, "
+        f"Machine: {describe_machine(m, ('onnxruntime', 'onnx', 'numpy'))}; "
         f"provider {result['provider']}, threads {result['threads'] or 'ORT default'}; measured "
-        f"{result['time_utc']}, load average {m.get('load_average_1_5_15')} at the end. Detector only (frames "
+        f"{result['time_utc']}. Detector only (frames "
         "already in memory: resize/pad, network, decode, NMS).",
         "",
         "| max side | network input | batch | frames/s (median) | frames/s (best) | ms/frame (median) "

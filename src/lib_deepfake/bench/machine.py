@@ -139,6 +139,19 @@ def machine_info(device: str | None = None) -> dict[str, Any]:
     }
 
 
+def describe_machine(machine: dict[str, Any], libraries: tuple[str, ...] = ("torch", "onnxruntime", "av")) -> str:
+    """One line naming a :func:`machine_info` result, for the markdown views of every benchmark."""
+    parts = [f"{machine.get('cpu', '?')} ({machine.get('cpu_cores', '?')} usable cores, "
+             f"load average {machine.get('load_average')})"]  # fmt: skip
+    gpu = machine.get("gpu")
+    if gpu:
+        parts.append(f"GPU {gpu['name']} (sm {gpu['compute_capability']}, driver {gpu.get('driver')}, "
+                     f"CUDA {gpu.get('cuda')})")  # fmt: skip
+    versions = machine.get("versions", {})
+    libs = ", ".join(f"{name} {versions[name]}" for name in libraries if name in versions)
+    return "; ".join(parts + ([libs] if libs else []))
+
+
 def slug(text: str) -> str:
     text = re.sub(r"\((?:r|tm)\)|cpu @.*$|processor|\d+-core", "", text.lower())
     return re.sub(r"[^a-z0-9]+", "-", text).strip("-")

@@ -144,7 +144,7 @@ def run_scan(
         header.update({"finished": None if interrupted else now_iso(), "summary": summary})
         store.write_run(header)
         if config.report:
-            _write_report(store, header, summary)
+            write_scan_report(store, header, summary)
         if interrupted:
             raise KeyboardInterrupt
         return summary
@@ -152,7 +152,7 @@ def run_scan(
         store.close()
 
 
-def _write_report(store: ResultsStore, header: dict[str, Any], summary: dict[str, Any]) -> None:
+def write_scan_report(store: ResultsStore, header: dict[str, Any], summary: dict[str, Any]) -> None:
     from lib_deepfake.pipeline.report import write_report
 
     try:

@@ -462,7 +462,7 @@ def scan_with_ray(
         InputError, OutputError: as a local scan.
     """
     from lib_deepfake.pipeline.results import ResultsStore, now_iso, read_labels, summarize
-    from lib_deepfake.pipeline.run import run_header
+    from lib_deepfake.pipeline.run import run_header, write_scan_report
     from lib_deepfake.pipeline.scanner import resolve_choices
 
     t0 = time.perf_counter()
@@ -550,7 +550,7 @@ def scan_with_ray(
         header.update({"finished": now_iso() if finished else None, "summary": summary})
         store.write_run(header)
         if config.report:
-            _write_report(store, header, summary)
+            write_scan_report(store, header, summary)
         if interrupted:
             raise KeyboardInterrupt
         if failure is not None:
@@ -576,16 +576,6 @@ def explain_ray_error(exc: BaseException) -> str:
         kind, message = found[-1]
         return f"a worker could not start or run: {kind}: {' '.join(message.split())[:300]}"
     return f"{type(exc).__name__}: {' '.join(text.split())[:400]}"
-
-
-def _write_report(store: Any, header: dict[str, Any], summary: dict[str, Any]) -> None:
-    from lib_deepfake.pipeline.report import write_report
-    from lib_deepfake.pipeline.results import REPORT_HTML, OutputError
-
-    try:
-        write_report(store.out_dir / REPORT_HTML, store.rows, store.report_entries(), header, summary)
-    except OSError as exc:
-        raise OutputError(f"cannot write {REPORT_HTML} in {store.out_dir}: {exc}") from exc
 
 
 def _run_dataset(
