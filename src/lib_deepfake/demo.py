@@ -79,6 +79,9 @@ def main(argv: list[str] | None = None) -> int:
         label, value, batch = ratio
         lines.append(f"speed         {label}: {value:.2f}x the PyTorch FP32 reference at batch {batch}")
         lines.append(f"              measured on {device}: {where}")
+    if scan["status"].get("error", 0):
+        lines.append(f"              {scan['status']['error']} files could not be scanned: see the error column of "
+                     "scan/results.csv")  # fmt: skip
     lines.append(f"report        {info['report'].resolve()}")
     lines.append("")
     lines.append(DISCLAIMER)
