@@ -9,8 +9,7 @@ keep the code.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from pathlib import Path
+from collections.abc import Callable
 
 import numpy as np
 
@@ -23,36 +22,9 @@ from lib_deepfake.video.synth import (
     write_clip,
 )
 
-
-def make_clip(
-    path: str | Path,
-    frames: int = 30,
-    size: tuple[int, int] = (64, 48),
-    fps: float = 30,
-    codec: str = "libx264",
-    *,
-    gop: int | None = None,
-    bframes: int | None = None,
-    pix_fmt: str | None = None,
-    rotation: int = 0,
-    vfr: bool | Sequence[float] = False,
-    content: Callable[[int, int, int], np.ndarray] | None = None,
-    noise: bool = False,
-    audio: bool = False,
-    options: dict[str, str] | None = None,
-    container_options: dict[str, str] | None = None,
-) -> Path:
-    """Write a test clip; see :func:`lib_deepfake.video.synth.write_clip` for every argument.
-
-    codec: libx264 | libx265 | libvpx-vp9 | mjpeg | mpeg4 | libsvtav1 | rawvideo | png ...; container from the
-    suffix. pix_fmt: yuv420p (default), yuv420p10le, gray (libx265/rawvideo/png), yuv444p, ... Odd sizes need a
-    pix_fmt without chroma subsampling (gray, yuv444p) for most encoders.
-    """
-    return write_clip(
-        path, frames=frames, size=size, fps=fps, codec=codec, gop=gop, bframes=bframes, pix_fmt=pix_fmt,
-        rotation=rotation, vfr=vfr, content=content, noise=noise, audio=audio, options=options,
-        container_options=container_options,
-    )  # fmt: skip
+# The shared test-clip writer is the library's own (lib-bench and the GPU kit generate clips with it too); see
+# lib_deepfake.video.synth.write_clip for codecs, pixel formats, rotation, VFR and the frame-index code.
+make_clip = write_clip
 
 
 def paste_content(image: np.ndarray, *, background: int = 40, move: int = 2) -> Callable[[int, int, int], np.ndarray]:

@@ -28,10 +28,10 @@ import numpy as np
 
 from lib_deepfake.video._av import Deadline
 from lib_deepfake.video.errors import UnsupportedCodecError, VideoFileError
-from lib_deepfake.video.frames import DecodeStats, Frame, FrameBatch, check_batch_size, stack_frames
+from lib_deepfake.video.frames import DecodeStats, Frame, FrameBatch, SourceBase, check_batch_size, stack_frames
 from lib_deepfake.video.index import VideoIndex, check_complete, index_container
 from lib_deepfake.video.info import DEFAULT_MAX_PIXELS, DEFAULT_TIMEOUT_S, VideoInfo, probe_container
-from lib_deepfake.video.sampling import ResolvedPlan, SamplingPlan, parse_plan
+from lib_deepfake.video.sampling import ResolvedPlan, SamplingPlan
 
 logger = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ def _make_pipeline(decoder_device: str, device_id: int | None, threads: int) -> 
     return pipe
 
 
-class DaliVideoSource:
+class DaliVideoSource(SourceBase):
     """A video decoded by DALI. Implements :class:`~lib_deepfake.video.frames.VideoSource`.
 
     Probing and indexing use PyAV (headers + demux, no decoding), so plans resolve exactly as for
@@ -168,21 +168,6 @@ class DaliVideoSource:
         # DALI parses the container from memory; the whole file is read once per source.
         self._data = np.fromfile(self.path, dtype=np.uint8)
 
-    @property
-    def info(self) -> VideoInfo:
-        return self._info
-
-    @property
-    def index(self) -> VideoIndex:
-        return self._index
-
-    @property
-    def stats(self) -> DecodeStats:
-        return self._stats
-
-    def resolve(self, plan: SamplingPlan | str) -> ResolvedPlan:
-        return parse_plan(plan).resolve(self._index)
-
     def read(self, plan: SamplingPlan | str) -> FrameBatch:
         rp = self.resolve(plan)
         check_batch_size(len(rp), self._info.display_height, self._info.display_width, self.path)
@@ -190,18 +175,9 @@ class DaliVideoSource:
         dev = "cuda" if self.device == "gpu" else "cpu"
         return stack_frames(frames, info=self._info, plan=rp, stats=self._stats, decoder=self.name, device=dev)
 
-    def iter_frames(self, plan: SamplingPlan | str) -> Iterator[Frame]:
-        return self._iter_resolved(self.resolve(plan))
-
     def close(self) -> None:
         self._pipe = None
         self._data = np.zeros(0, np.uint8)
-
-    def __enter__(self) -> DaliVideoSource:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def _iter_resolved(self, rp: ResolvedPlan) -> Iterator[Frame]:
         import torch

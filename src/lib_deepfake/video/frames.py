@@ -137,6 +137,48 @@ class VideoSource(Protocol):
     def __exit__(self, *exc: object) -> None: ...
 
 
+class SourceBase:
+    """What every decoder shares: the probed info and packet index, the last pass's stats, plan resolution against
+    that index (so decoders pick the same frames) and the context manager. Subclasses set ``_info``, ``_index``,
+    ``_stats`` and implement ``read``, ``close`` and ``_iter_resolved``."""
+
+    _info: VideoInfo
+    _index: VideoIndex
+    _stats: DecodeStats
+
+    @property
+    def info(self) -> VideoInfo:
+        return self._info
+
+    @property
+    def index(self) -> VideoIndex:
+        return self._index
+
+    @property
+    def stats(self) -> DecodeStats:
+        return self._stats
+
+    def resolve(self, plan: SamplingPlan | str) -> ResolvedPlan:
+        from lib_deepfake.video.sampling import parse_plan
+
+        return parse_plan(plan).resolve(self._index)
+
+    def iter_frames(self, plan: SamplingPlan | str) -> Iterator[Frame]:
+        return self._iter_resolved(self.resolve(plan))
+
+    def _iter_resolved(self, rp: ResolvedPlan) -> Iterator[Frame]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 #: Largest batch :meth:`VideoSource.read` returns (bytes of uint8 RGB). Bigger plans (``all`` on a long video) must
 #: stream through ``iter_frames`` instead of failing with an out-of-memory crash.
 MAX_BATCH_BYTES = 16 * 1024**3

@@ -18,15 +18,15 @@ import numpy as np
 
 from lib_deepfake.video._av import Deadline, decode_error, open_input
 from lib_deepfake.video.errors import VideoFileError
-from lib_deepfake.video.frames import DecodeStats, Frame, FrameBatch, check_batch_size, stack_frames
+from lib_deepfake.video.frames import DecodeStats, Frame, FrameBatch, SourceBase, check_batch_size, stack_frames
 from lib_deepfake.video.index import VideoIndex, check_complete, index_container
-from lib_deepfake.video.info import DEFAULT_MAX_PIXELS, DEFAULT_TIMEOUT_S, VideoInfo, probe_container
-from lib_deepfake.video.sampling import ResolvedPlan, SamplingPlan, parse_plan
+from lib_deepfake.video.info import DEFAULT_MAX_PIXELS, DEFAULT_TIMEOUT_S, probe_container
+from lib_deepfake.video.sampling import ResolvedPlan, SamplingPlan
 
 logger = logging.getLogger(__name__)
 
 
-class PyAVSource:
+class PyAVSource(SourceBase):
     """A video opened with PyAV (CPU). Implements :class:`~lib_deepfake.video.frames.VideoSource`.
 
     Opening probes the file (headers + first frame) and builds the :class:`VideoIndex` (demux only).
@@ -76,21 +76,6 @@ class PyAVSource:
             raise
 
     # -- VideoSource -------------------------------------------------------------------------------------------
-    @property
-    def info(self) -> VideoInfo:
-        return self._info
-
-    @property
-    def index(self) -> VideoIndex:
-        return self._index
-
-    @property
-    def stats(self) -> DecodeStats:
-        return self._stats
-
-    def resolve(self, plan: SamplingPlan | str) -> ResolvedPlan:
-        return parse_plan(plan).resolve(self._index)
-
     def read(self, plan: SamplingPlan | str) -> FrameBatch:
         import torch
 
@@ -118,17 +103,8 @@ class PyAVSource:
         batch.shifts = np.array([shift_of.get(f.index, 0) for f in got], np.int64)
         return batch
 
-    def iter_frames(self, plan: SamplingPlan | str) -> Iterator[Frame]:
-        return self._iter_resolved(self.resolve(plan))
-
     def close(self) -> None:
         self._container.close()
-
-    def __enter__(self) -> PyAVSource:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # -- decoding ----------------------------------------------------------------------------------------------
     def _iter_resolved(self, rp: ResolvedPlan) -> Iterator[Frame]:
