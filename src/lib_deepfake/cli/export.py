@@ -98,6 +98,55 @@ def to_onnx(
     )
 
 
+@main.command("quantize", context_settings=CONTEXT_SETTINGS)
+@click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "-o",
+    "--output",
+    "out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The INT8 .onnx file to write (the manifest goes to OUTPUT.json).",
+)
+@click.option(
+    "--calibration",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="Folder of face crops (PNG/JPG, searched recursively) to calibrate on [random crops: speed only].",
+)
+@click.option("--calibration-limit", default=256, type=click.IntRange(8, None), help="At most this many crops.")
+@click.option(
+    "--parity-tolerance", type=click.FloatRange(0, 1), default=0.05, help="Max |dprob_fake| against the FP32 model."
+)
+@verbosity_options
+@handle_errors
+def quantize(
+    source: Path,
+    out: Path,
+    calibration: Path | None,
+    calibration_limit: int,
+    parity_tolerance: float,
+    verbose: int,
+    quiet: bool,
+) -> None:
+    """Quantize an FP32 ONNX from `to-onnx` to INT8 (QDQ) for CPUs: same uint8 input and float32 output.
+
+    Calibrate on crops like the ones you will scan (e.g. a `lib-prep videos` crop folder); the result is compared
+    with the FP32 model and removed when it disagrees beyond --parity-tolerance.
+    """
+    from lib_deepfake.export.quantize import quantize_int8
+
+    result = quantize_int8(
+        source, out, calibration=calibration, calibration_limit=calibration_limit, tolerance=parity_tolerance
+    )
+    parity = result.manifest.extra["parity"]
+    click.echo(
+        f"wrote {result.path} (int8, {result.path.stat().st_size / 1e6:.1f} MB); parity vs FP32: max "
+        f"|dprob_fake| = {parity['max_abs_diff']:.3g}, agreement {parity['agreement']:.3f}; "
+        f"calibration: {result.manifest.extra['quantization']['calibration']['source']}"
+    )
+
+
 def _register_optional_commands() -> None:
     # TensorRT commands live in their own module (owned by the engines code); importing it is cheap (no tensorrt).
     try:

@@ -1,0 +1,89 @@
+"""INT8 (QDQ) quantization of a contract ONNX: same I/O contract, manifest, calibration from crop folders, parity
+gate against the FP32 model, refusal of non-FP32 sources. CPU; needs onnx + onnxruntime."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnxruntime")
+
+import onnx  # noqa: E402
+from click.testing import CliRunner  # noqa: E402
+
+from lib_deepfake.cli.export import main as export_cli  # noqa: E402
+from lib_deepfake.engines import create_engine  # noqa: E402
+from lib_deepfake.errors import ArtifactMismatchError, LibDeepfakeError, ParityError  # noqa: E402
+from lib_deepfake.export.onnx_export import export_onnx  # noqa: E402
+from lib_deepfake.export.quantize import calibration_batches, quantize_int8  # noqa: E402
+from lib_deepfake.model.testing import random_faces, write_test_checkpoint  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def fp32_onnx(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("int8")
+    ckpt = write_test_checkpoint(root / "m.pth", backbone="resnet34", width_mult=0.125, size=32)
+    return export_onnx(ckpt, root / "m.onnx").path
+
+
+@pytest.fixture(scope="module")
+def crops(tmp_path_factory) -> Path:
+    import cv2
+
+    root = tmp_path_factory.mktemp("crops")
+    for i, face in enumerate(random_faces(24, 40, seed=3).numpy()):
+        (root / f"v{i % 3}").mkdir(exist_ok=True)
+        cv2.imwrite(str(root / f"v{i % 3}" / f"{i:03d}.png"), face[..., ::-1])
+    return root
+
+
+def test_int8_keeps_the_contract_and_runs_in_the_engine(fp32_onnx: Path, crops: Path, tmp_path: Path) -> None:
+    result = quantize_int8(fp32_onnx, tmp_path / "m.int8.onnx", calibration=crops, tolerance=1.0)
+    model = onnx.load(str(result.path))
+    ops = {n.op_type for n in model.graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    assert (
+        model.graph.input[0].name == "faces"
+        and model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8
+    )
+    assert model.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    data = json.loads(Path(str(result.path) + ".json").read_text())
+    assert data["precision"] == "int8" and data["io"]["inputs"][0]["shape"][1:] == [32, 32, 3]
+    calib = data["extra"]["quantization"]["calibration"]
+    assert calib["crops"] == 24 and calib["source"] == str(crops)
+    assert 0 <= data["extra"]["parity"]["max_abs_diff"] <= 1 and 0 <= data["extra"]["parity"]["agreement"] <= 1
+    with create_engine(result.path, device="cpu", threads=1) as engine:
+        probs = engine.infer(random_faces(3, 32))
+    assert probs.shape == (3,) and engine.precision == "int8"
+    assert np.all((probs.numpy() >= 0) & (probs.numpy() <= 1))
+
+
+def test_calibration_crops_are_resized_and_rgb(crops: Path) -> None:
+    batches = list(calibration_batches(crops, 32, batch=8))
+    assert [b.shape for b in batches] == [(8, 32, 32, 3)] * 3 and all(b.dtype == np.uint8 for b in batches)
+    with pytest.raises(LibDeepfakeError, match="no calibration images"):
+        list(calibration_batches(crops.parent / "empty-does-not-exist", 32))
+
+
+def test_parity_gate_removes_the_file(fp32_onnx: Path, tmp_path: Path) -> None:
+    with pytest.raises(ParityError, match="not written"):
+        quantize_int8(fp32_onnx, tmp_path / "bad.onnx", tolerance=0.0)
+    assert not (tmp_path / "bad.onnx").exists() and not list(tmp_path.glob(".*partial"))
+
+
+def test_refuses_non_fp32_sources(fp32_onnx: Path, tmp_path: Path) -> None:
+    bare = tmp_path / "bare.onnx"
+    bare.write_bytes(fp32_onnx.read_bytes())
+    with pytest.raises(ArtifactMismatchError, match="no ONNX manifest"):
+        quantize_int8(bare, tmp_path / "x.onnx")
+
+
+def test_quantize_cli(fp32_onnx: Path, crops: Path, tmp_path: Path) -> None:
+    out = tmp_path / "cli.int8.onnx"
+    args = ["quantize", str(fp32_onnx), "-o", str(out), "--calibration", str(crops), "--parity-tolerance", "1"]
+    result = CliRunner().invoke(export_cli, args)
+    assert result.exit_code == 0, result.output
+    assert "int8" in result.output and out.is_file()
