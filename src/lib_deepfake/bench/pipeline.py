@@ -225,7 +225,8 @@ def _merge(runs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
 
 def run_pipeline_bench(paths: list[Path], model: Path, *, onnx_model: Path | None = None, plan: str = "uniform:32",
                        workers: int = 0, batch_size: int = 32, skip_reference: bool = False, rounds: int = 1,
-                       device: str = "cpu", decoder: str = "auto", progress: Any = None) -> dict[str, Any]:  # fmt: skip
+                       device: str = "cpu", decoder: str = "auto", detector_max_side: int | None = 640,
+                       progress: Any = None) -> dict[str, Any]:  # fmt: skip
     """Run both pipelines on ``paths`` and return the result dict (JSON-serialisable).
 
     Args:
@@ -237,6 +238,7 @@ def run_pipeline_bench(paths: list[Path], model: Path, *, onnx_model: Path | Non
         skip_reference: only our pipeline (quick checks).
         device, decoder: where our pipeline runs ("cuda" + "auto" = DALI/NVDEC when installed); the reference runs
             torch eager on the same device with PyAV decoding every frame.
+        detector_max_side: our detector's input long side (the reference always detects at full resolution).
         rounds: split the videos into this many chunks and run the two pipelines alternately on each chunk
             (ours first in odd rounds, the reference first in even ones), so that a shared machine's changing load
             falls on both alike. Times are summed over the rounds; each round loads its models afresh (untimed).
@@ -247,7 +249,7 @@ def run_pipeline_bench(paths: list[Path], model: Path, *, onnx_model: Path | Non
     keys = [str(p) for p in paths]
     ours_model = onnx_model or model
     cfg = ScanConfig(model=ours_model, plan=plan, workers=workers, batch_size=batch_size, report=False, device=device,
-                     decoder=decoder)  # fmt: skip
+                     decoder=decoder, detector_max_side=detector_max_side)  # fmt: skip
     say = progress or (lambda msg: None)
     rounds = max(1, min(int(rounds), len(keys)))
     chunks = [keys[i::rounds] for i in range(rounds)]
@@ -274,6 +276,7 @@ def run_pipeline_bench(paths: list[Path], model: Path, *, onnx_model: Path | Non
             "files": [Path(k).name for k in keys],
             "plan": plan,
             "rounds": rounds,
+            "detector_max_side": detector_max_side,
             "model": str(model),
             "ours_model": str(ours_model),
         },  # fmt: skip
@@ -355,7 +358,9 @@ def format_markdown(result: dict[str, Any]) -> str:
     if "speedup_videos_per_s" in result:
         lines += ["", f"Speed-up (videos/s, ours / reference): **{result['speedup_videos_per_s']}x**; "
                   f"score agreement: {result['score_agreement']}."]  # fmt: skip
+    side = result["inputs"].get("detector_max_side", 640)
     lines += ["", "Ours: sparse decode in worker processes (decode s = summed worker time, overlapped), detector at "
-              "640 px long side, batches across videos. Reference: every frame decoded and converted, detector at "
-              "full resolution one frame at a time, torch FP32 eager, one video at a time."]  # fmt: skip
+              f"{f'{side} px long side' if side else 'full resolution'}, batches across videos. Reference: every "
+              "frame decoded and converted, detector at full resolution one frame at a time, torch FP32 eager, one "
+              "video at a time."]  # fmt: skip
     return "\n".join(lines) + "\n"

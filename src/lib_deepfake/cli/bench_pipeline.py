@@ -48,6 +48,8 @@ def register(group: click.Group) -> None:
 @click.option("--size", default="1280x720", help="Generated clip size WxH.")
 @click.option("--device", default="cpu", help="cpu or cuda[:N] for both pipelines.")
 @click.option("--decoder", default="auto", type=click.Choice(["auto", "pyav", "dali"]), help="Our pipeline's decoder.")
+@click.option("--detector-max-side", default=640, type=click.IntRange(0, None),
+              help="Our detector's input long side (0: full resolution); the reference always uses full resolution.")
 @click.option("--skip-reference", is_flag=True, help="Only our pipeline.")
 @click.option(
     "--rounds",
@@ -66,7 +68,8 @@ def register(group: click.Group) -> None:
 @handle_errors
 def pipeline_cmd(inputs: tuple[str, ...], model: Path, onnx_model: Path | None, frames: int, workers: int,
                  batch_size: int, make_clips: int | None, clip_dir: Path, seconds: float, size: str,
-                 device: str, decoder: str, skip_reference: bool, rounds: int, json_out: Path | None, verbose: int,
+                 device: str, decoder: str, detector_max_side: int, skip_reference: bool, rounds: int,
+                 json_out: Path | None, verbose: int,
                  quiet: bool) -> None:  # fmt: skip
     """Videos/s, frames/s, faces/s and time per stage of the lib-infer pipeline and of the PyTorch reference
     pipeline (every frame decoded, full-resolution detection, FP32 eager, one video at a time), same run, with the
@@ -89,7 +92,8 @@ def pipeline_cmd(inputs: tuple[str, ...], model: Path, onnx_model: Path | None, 
     say = None if quiet else (lambda m: click.echo(f"... {m}", err=True))
     result = run_pipeline_bench(paths, model, onnx_model=onnx_model, plan=f"uniform:{frames}", workers=workers,
                                 batch_size=batch_size, skip_reference=skip_reference, rounds=rounds, device=device,
-                                decoder=decoder, progress=say)  # fmt: skip
+                                decoder=decoder, detector_max_side=detector_max_side or None,
+                                progress=say)  # fmt: skip
     text = format_markdown(result)
     if json_out is not None:
         write_json_atomic(json_out, result)
