@@ -48,8 +48,12 @@ def register(group: click.Group) -> None:
 @click.option("--size", default="1280x720", help="Generated clip size WxH.")
 @click.option("--device", default="cpu", help="cpu or cuda[:N] for both pipelines.")
 @click.option("--decoder", default="auto", type=click.Choice(["auto", "pyav", "dali"]), help="Our pipeline's decoder.")
-@click.option("--detector-max-side", default=640, type=click.IntRange(0, None),
-              help="Our detector's input long side (0: full resolution); the reference always uses full resolution.")
+@click.option(
+    "--detector-max-side",
+    default=640,
+    type=click.IntRange(0, None),
+    help="Our detector's input long side (0: full resolution); the reference always uses full resolution.",
+)
 @click.option("--skip-reference", is_flag=True, help="Only our pipeline.")
 @click.option(
     "--rounds",
