@@ -83,13 +83,19 @@ def _finalise_graph(path: Path, metadata: dict[str, str]) -> None:
     path.write_bytes(model.SerializeToString())
 
 
+def cpu_session(path: Path, threads: int = 2) -> Any:
+    """A quiet ONNX Runtime CPU session with explicit threads: what every export-time check runs on."""
+    ort = require("onnxruntime", purpose="checking exported models", extra="cpu")
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
 def ort_parity(path: Path, reference: torch.nn.Module, size: int, *, batches: tuple[int, ...] = (1, 3)) -> dict:
     """Run ONNX Runtime (CPU) and the PyTorch FP32 reference on identical random crops."""
     ort = require("onnxruntime", purpose="checking the exported model against PyTorch", extra="cpu")
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 2
-    options.log_severity_level = 3
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    session = cpu_session(path)
     diffs = []
     for i, b in enumerate(batches):
         faces = random_faces(b, size, seed=i)

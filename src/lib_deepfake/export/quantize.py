@@ -19,7 +19,7 @@ import numpy as np
 
 from lib_deepfake._optional import require
 from lib_deepfake.errors import ArtifactMismatchError, LibDeepfakeError, ParityError
-from lib_deepfake.export.onnx_export import OnnxExportResult
+from lib_deepfake.export.onnx_export import OnnxExportResult, cpu_session
 from lib_deepfake.manifest import INPUT_NAME, OUTPUT_NAME, Manifest
 
 logger = logging.getLogger(__name__)
@@ -54,14 +54,6 @@ def calibration_batches(folder: Path | None, size: int, *, batch: int = 8, limit
             chunk = []
     if chunk:
         yield np.ascontiguousarray(np.stack(chunk))
-
-
-def _session(path: Path, threads: int = 2) -> Any:
-    ort = require("onnxruntime", purpose="running ONNX models", extra="cpu")
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.log_severity_level = 3
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 def quantize_int8(
@@ -160,7 +152,7 @@ def quantize_int8(
 def _parity(fp32: Path, int8: Path, size: int) -> dict[str, Any]:
     from lib_deepfake.model.testing import random_faces
 
-    ref, got = _session(fp32), _session(int8)
+    ref, got = cpu_session(fp32), cpu_session(int8)
     faces = random_faces(16, size, seed=7).numpy()  # not the calibration crops
     a = ref.run([OUTPUT_NAME], {INPUT_NAME: faces})[0].astype(np.float64)
     b = got.run([OUTPUT_NAME], {INPUT_NAME: faces})[0].astype(np.float64)
