@@ -225,3 +225,62 @@ def test_report_escapes_everything_and_stays_offline():
     assert "http://" not in page.replace("http://www.w3.org/2000/svg", "") and "https://" not in page
     assert page.count("<script>") == 1 and 'class="sortable"' in page
     assert "<svg" in timeline_svg(data[0]["timeline"], 0.5)
+
+
+class _RecordingDetector:
+    """Finds one 20 px face per frame: at x = t up to frame 4, then (a scene cut) at x = 100 + t. Frame t is
+    recognised by its first pixel; records which frames it was shown."""
+
+    name = "recording"
+
+    def __init__(self) -> None:
+        self.seen: list[int] = []
+
+    def detect(self, frames):
+        from lib_deepfake.faces.base import Detections
+
+        out = []
+        for f in frames:
+            t = int(f[0, 0, 0])
+            self.seen.append(t)
+            x = float(t if t <= 4 else 100 + t)
+            out.append(Detections(np.array([[x, 10, x + 20, 30]], np.float32), np.array([0.9], np.float32),
+                                  np.zeros((1, 5, 2), np.float32)))  # fmt: skip
+        return out
+
+
+class _ConstantEngine:
+    input_size = 16
+
+    def infer(self, batch):
+        import torch
+
+        return torch.full((batch.shape[0],), 0.25)
+
+
+@pytest.mark.parametrize("every", [1, 2])
+def test_sparse_detection_interpolates_agreeing_gaps_and_detects_across_a_cut(tmp_path, every):
+    from lib_deepfake.pipeline.decode import DecodeResult
+    from lib_deepfake.pipeline.scanner import ScanPipeline
+
+    n = 10
+    frames = np.zeros((n, 48, 160, 3), np.uint8)
+    frames[:, 0, 0, 0] = np.arange(n)
+    res = DecodeResult("clip.mp4", frames, np.arange(n) * 3, np.arange(n) / 10.0, {"codec": "h264"})
+    config = ScanConfig(model=tmp_path / "m.onnx", detect_every=every, detect_batch=4, min_faces=1)
+    detector = _RecordingDetector()
+    pipe = ScanPipeline(config, _ConstantEngine(), detector)
+    assert pipe.add(res) == []
+    (outcome,) = list(pipe.drain())
+    assert outcome.row["status"] == "ok" and outcome.row["faces"] == n and outcome.row["identities"] == 2
+    interpolated = sorted(f["frame"] // 3 for f in outcome.faces if f["box_source"] == "interpolated")
+    if every == 1:
+        assert sorted(detector.seen) == list(range(n)) and interpolated == []
+    else:
+        # First pass 0,2,4,6,8,9; the cut between 4 and 6 sends 5 back to the detector; 1, 3, 7 are interpolated.
+        assert detector.seen[:6] == [0, 2, 4, 6, 8, 9] and sorted(detector.seen[6:]) == [5]
+        assert interpolated == [1, 3, 7]
+        box = {f["frame"] // 3: f["box"] for f in outcome.faces}
+        assert box[3] == [3.0, 10.0, 23.0, 30.0] and box[7] == [107.0, 10.0, 127.0, 30.0]
+    assert pipe.totals.frames_detected == len(detector.seen)
+    assert pipe.totals.frames_interpolated == len(interpolated)

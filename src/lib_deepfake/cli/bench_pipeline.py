@@ -54,6 +54,12 @@ def register(group: click.Group) -> None:
     type=click.IntRange(0, None),
     help="Our detector's input long side (0: full resolution); the reference always uses full resolution.",
 )
+@click.option(
+    "--detect-every",
+    default=1,
+    type=click.IntRange(1, 16),
+    help="Our detector on every K-th sampled frame, interpolating agreeing gaps (lib-infer --detect-every).",
+)
 @click.option("--skip-reference", is_flag=True, help="Only our pipeline.")
 @click.option(
     "--rounds",
@@ -72,8 +78,8 @@ def register(group: click.Group) -> None:
 @handle_errors
 def pipeline_cmd(inputs: tuple[str, ...], model: Path, onnx_model: Path | None, frames: int, workers: int,
                  batch_size: int, make_clips: int | None, clip_dir: Path, seconds: float, size: str,
-                 device: str, decoder: str, detector_max_side: int, skip_reference: bool, rounds: int,
-                 json_out: Path | None, verbose: int,
+                 device: str, decoder: str, detector_max_side: int, detect_every: int, skip_reference: bool,
+                 rounds: int, json_out: Path | None, verbose: int,
                  quiet: bool) -> None:  # fmt: skip
     """Videos/s, frames/s, faces/s and time per stage of the lib-infer pipeline and of the PyTorch reference
     pipeline (every frame decoded, full-resolution detection, FP32 eager, one video at a time), same run, with the
@@ -97,7 +103,7 @@ def pipeline_cmd(inputs: tuple[str, ...], model: Path, onnx_model: Path | None, 
     result = run_pipeline_bench(paths, model, onnx_model=onnx_model, plan=f"uniform:{frames}", workers=workers,
                                 batch_size=batch_size, skip_reference=skip_reference, rounds=rounds, device=device,
                                 decoder=decoder, detector_max_side=detector_max_side or None,
-                                progress=say)  # fmt: skip
+                                detect_every=detect_every, progress=say)  # fmt: skip
     text = format_markdown(result)
     if json_out is not None:
         write_json_atomic(json_out, result)

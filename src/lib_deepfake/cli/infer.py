@@ -107,6 +107,19 @@ def _plan_option(frames: int | None, sampling: str | None) -> str:
     type=click.IntRange(0, None),
     help="Detector input long side in pixels (0: full resolution).",
 )
+@click.option(
+    "--detect-every",
+    default=1,
+    type=click.IntRange(1, 16),
+    help="Run the detector on every K-th sampled frame; boxes in between are interpolated where both ends agree "
+    "(same faces, IoU >= --interpolate-iou), the detector runs on the rest.",
+)
+@click.option(
+    "--interpolate-iou",
+    default=0.5,
+    type=click.FloatRange(0, 1, min_open=True),
+    help="--detect-every: how well the faces of two detected frames must overlap to interpolate between them.",
+)
 @click.option("--threads", type=click.IntRange(1, None), default=None, help="CPU threads for detector/classifier.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted scan in --out (finished files are skipped).")
 @click.option("--overwrite", is_flag=True, help="Replace earlier results in --out.")
@@ -129,7 +142,8 @@ def _plan_option(frames: int | None, sampling: str | None) -> str:
 def main(inputs: tuple[str, ...], model: Path, engine: str, decoder: str, device: str, frames: int | None,
          sampling: str | None, out_dir: Path, threshold: float, batch_size: int, detect_batch: int, workers: int,
          timeout_s: float, aggregation: str, min_faces: int, top_k: int, detector: str, detector_model: Path | None,
-         detector_max_side: int, threads: int | None, resume: bool, overwrite: bool, report: bool,
+         detector_max_side: int, detect_every: int, interpolate_iou: float, threads: int | None, resume: bool,
+         overwrite: bool, report: bool,
          faces_jsonl: bool, labels: Path | None, all_files: bool, allow_truncated: bool, allow_cpu_fallback: bool,
          ray_address: str | None, ray_workers: int | None, gpus_per_worker: float | None,
          cpus_per_worker: float | None, ray_retries: int, verbose: int, quiet: bool) -> None:  # fmt: skip
@@ -157,7 +171,8 @@ def main(inputs: tuple[str, ...], model: Path, engine: str, decoder: str, device
             batch_size=batch_size, detect_batch=detect_batch, workers=workers, timeout_s=timeout_s,
             aggregation=aggregation, min_faces=min_faces, top_k=top_k, detector=detector,
             detector_model=detector_model, detector_max_side=detector_max_side or None, threads=threads,
-            faces_jsonl=faces_jsonl, report=report, allow_cpu_fallback=allow_cpu_fallback,
+            detect_every=detect_every, interpolate_iou=interpolate_iou, faces_jsonl=faces_jsonl, report=report,
+            allow_cpu_fallback=allow_cpu_fallback,
             extra={"allow_truncated": allow_truncated},
         )  # fmt: skip
     except LibDeepfakeError as exc:

@@ -58,6 +58,9 @@ class ScanConfig:
         detector_model: detector weights file (None: the detector's default).
         detector_max_side: the detector sees frames downscaled to this long side (None: full resolution).
         detector_threshold: detector confidence threshold.
+        detect_every: run the detector on every K-th sampled frame and interpolate the boxes in between where the
+            two ends agree (``faces.sparse_detect``); 1 = every sampled frame.
+        interpolate_iou: the agreement threshold of ``detect_every`` (matched faces need at least this IoU).
         min_face_px: detections smaller than this (box side, in analysed-frame pixels) are ignored.
         crop_scale: face box expansion before the crop (docs/ARCHITECTURE.md "Crop geometry").
         max_analysis_side: frames are downscaled to this long side before detection and crops (None: never).
@@ -87,6 +90,8 @@ class ScanConfig:
     detector_model: Path | None = None
     detector_max_side: int | None = 640
     detector_threshold: float = 0.5
+    detect_every: int = 1
+    interpolate_iou: float = 0.5
     min_face_px: float = 8.0
     crop_scale: float = 1.3
     max_analysis_side: int | None = DEFAULT_MAX_ANALYSIS_SIDE
@@ -123,6 +128,10 @@ class ScanConfig:
             raise ContractError("min_faces and top_k must be >= 1")
         if self.max_analysis_side is not None and self.max_analysis_side < 64:
             raise ContractError(f"max_analysis_side must be >= 64 pixels, got {self.max_analysis_side}")
+        if self.detect_every < 1:
+            raise ContractError(f"detect_every must be >= 1, got {self.detect_every}")
+        if not 0.0 < self.interpolate_iou <= 1.0:
+            raise ContractError(f"interpolate_iou must be in (0, 1], got {self.interpolate_iou}")
         if self.thumbnails < 0:
             raise ContractError("thumbnails must be >= 0")
         if not 0.0 < self.crop_scale <= 4.0:
@@ -171,6 +180,8 @@ class ScanConfig:
                 "detector_threshold", "min_face_px", "crop_scale", "max_analysis_side")  # fmt: skip
         payload = {"model": model_id, **{k: getattr(self, k) for k in keys},
                    "detector_model": str(self.detector_model) if self.detector_model else None}  # fmt: skip
+        if self.detect_every != 1:  # only then: dense scans keep the fingerprints of earlier versions
+            payload.update(detect_every=self.detect_every, interpolate_iou=self.interpolate_iou)
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

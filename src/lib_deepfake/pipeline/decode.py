@@ -13,8 +13,10 @@ Workers are started with **spawn**, deliberately: the parent already runs torch 
 forked child inherits their locks in whatever state they were (a classic deadlock); spawn starts clean. The start
 cost (~1-2 s importing torch/av) is paid once per worker, not per file, because workers are reused.
 
-Frames come back through the pipe as one uint8 array (at most ``max_frame_bytes``; frames larger than
-``max_analysis_side`` are area-downscaled in the worker first, so a 4K clip travels as 1920-wide frames).
+Frames come back as one uint8 array (at most ``max_frame_bytes``; frames larger than ``max_analysis_side`` are
+area-downscaled in the worker first, so a 4K clip travels as 1920-wide frames) that the worker decoded straight into
+shared memory (``frame_transport``): only its file name crosses the pipe. Without a usable ``/dev/shm`` the bytes
+go through the pipe.
 
 GPU path - :class:`ThreadDecodePool`: DALI decodes in this process (NVDEC; frames stay CUDA tensors and are never
 copied to the host), several files at once on a thread pool so that several NVDEC engines work. A hang inside DALI
@@ -24,6 +26,7 @@ cannot be killed from Python; the in-loop deadline and DALI's own error reportin
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 import multiprocessing as mp
 import os
@@ -117,8 +120,12 @@ def analysis_size(height: int, width: int, max_side: int | None) -> tuple[int, i
     return max(1, round(height * scale)), max(1, round(width * scale)), scale
 
 
-def decode_for_scan(path: str, settings: DecodeSettings) -> dict[str, Any]:
+def decode_for_scan(path: str, settings: DecodeSettings,
+                    allocate: Callable[[tuple[int, ...]], np.ndarray] | None = None) -> dict[str, Any]:  # fmt: skip
     """Probe, index and decode one file's plan with PyAV into one uint8 array (runs inside a worker).
+
+    ``allocate(shape)`` makes that array (the worker passes shared memory, see ``frame_transport``); default
+    ``np.empty``. The frames returned are its first T frames (fewer when wanted frames could not be decoded).
 
     Returns:
         dict with frames (uint8 [T, h, w, 3] numpy), indices, times_s, info (dict), scale, missing, decode_s.
@@ -142,7 +149,8 @@ def decode_for_scan(path: str, settings: DecodeSettings) -> dict[str, Any]:
                 f"the plan's {len(rp)} frames of {ow}x{oh} need {need / 2**30:.1f} GiB, over the "
                 f"{settings.max_frame_bytes / 2**30:.1f} GiB limit; sample fewer frames"
             )
-        out = np.empty((len(rp), oh, ow, 3), np.uint8)
+        shape = (len(rp), oh, ow, 3)
+        out = allocate(shape) if allocate is not None else np.empty(shape, np.uint8)
         indices, times = [], []
         for j, fr in enumerate(src.iter_frames(settings.plan)):
             img = fr.image.numpy()
@@ -207,6 +215,17 @@ def _worker_main(conn: Any, settings: DecodeSettings) -> None:
         pass
     fn = _resolve_fn(settings.decode_fn)
     import lib_deepfake.video.pyav_source  # noqa: F401 - pay the av import before saying ready
+    from lib_deepfake.pipeline.frame_transport import allocate_frames
+
+    shared: list[Any] = []  # this file's shared frame buffer (SharedFrames), if one was made
+    # decode_for_scan and hooks that accept ``allocate`` decode into shared memory; others' frames are sent as bytes
+    takes_allocate = "allocate" in inspect.signature(fn).parameters
+
+    def allocate(shape: tuple[int, ...]) -> np.ndarray:
+        array, buf = allocate_frames(shape)
+        if buf is not None:
+            shared.append(buf)
+        return array
 
     # The parent starts a file's deadline only after this, so a slow interpreter start never times a file out.
     conn.send(("ready",))
@@ -217,19 +236,34 @@ def _worker_main(conn: Any, settings: DecodeSettings) -> None:
             return
         if msg is None:
             return
+        shared.clear()
         try:
-            payload = fn(msg, settings)
-            frames = np.ascontiguousarray(payload.pop("frames"))
-            # The frames go as raw bytes right after the small header: pickling them would copy them once more
-            # in this process and once more in the parent (190 MB each for 32 frames of 1920x1080).
-            conn.send(("ok", msg, payload, frames.shape))
-            conn.send_bytes(memoryview(frames).cast("B"))  # type: ignore[arg-type]
+            payload = fn(msg, settings, allocate=allocate) if takes_allocate else fn(msg, settings)
+            frames = payload.pop("frames")
+            buf = shared[0] if shared else None
+            if buf is not None and np.may_share_memory(frames, buf.array):
+                # Decoded straight into shared memory: only the file name travels.
+                shape = frames.shape
+                del frames
+                buf.release()
+                shared.clear()
+                conn.send(("ok", msg, payload, shape, buf.path.name))
+            else:
+                frames = np.ascontiguousarray(frames)
+                # Raw bytes right after the small header: pickling them would copy them once more in this process
+                # and once more in the parent (190 MB each for 32 frames of 1920x1080).
+                conn.send(("ok", msg, payload, frames.shape, None))
+                conn.send_bytes(memoryview(frames).cast("B"))  # type: ignore[arg-type]
         except BaseException as exc:  # noqa: BLE001 - every failure is one file's row; the worker lives on
             kind, reason = _error_fields(exc)
             try:
                 conn.send(("err", msg, kind, reason))
             except (OSError, ValueError):
                 return
+        finally:
+            for buf in shared:  # not sent (an error, or frames that were not the shared ones)
+                buf.discard()
+            shared.clear()
 
 
 def vm_hwm_kib(pid: int | str = "self") -> int:
@@ -243,6 +277,16 @@ def vm_hwm_kib(pid: int | str = "self") -> int:
     except (OSError, ValueError, IndexError):
         pass
     return 0
+
+
+def _attach(name: str, shape: tuple[int, ...]) -> np.ndarray | None:
+    from lib_deepfake.pipeline.frame_transport import attach_frames
+
+    try:
+        return attach_frames(name, shape)
+    except OSError as exc:
+        logger.warning("could not map decoded frames %s: %s", name, exc)
+        return None
 
 
 def _recv_frames(conn: Any, shape: tuple[int, ...]) -> np.ndarray | None:
@@ -292,6 +336,9 @@ class ProcessDecodePool:
         self.max_restarts = 1000
 
     def start(self) -> ProcessDecodePool:
+        from lib_deepfake.pipeline.frame_transport import sweep_orphans
+
+        sweep_orphans()  # frame files of an earlier scan that was killed before it could clean up
         while len(self._slots) < self.workers:
             self._slots.append(self._spawn())
         return self
@@ -349,12 +396,15 @@ class ProcessDecodePool:
         return round(self.worker_peak_kib / 1024, 1)
 
     def _replace(self, i: int) -> None:
+        from lib_deepfake.pipeline.frame_transport import remove_worker_files
+
         old = self._slots[i]
         self._note_peak(old)
         if old.proc.is_alive():
             old.proc.kill()
         old.proc.join(5)
         old.conn.close()
+        remove_worker_files(old.proc.pid)  # a frame file it was writing when it crashed or was killed
         self._slots[i] = self._spawn()
         self.restarts += 1
 
@@ -404,9 +454,12 @@ class ProcessDecodePool:
                 except (EOFError, OSError):
                     msg = None
                 if msg is not None and msg[0] == "ok":
-                    p, shape = msg[2], msg[3]
-                    frames = _recv_frames(slot.conn, shape)
-                    if frames is None:
+                    p, shape, name = msg[2], msg[3], msg[4]
+                    frames = _recv_frames(slot.conn, shape) if name is None else _attach(name, shape)
+                    if frames is None and name is not None:
+                        result = DecodeResult(key, decoder=self.settings.decoder, error_kind="DecoderCrashError",
+                                              error="the decoded frames vanished from shared memory")  # fmt: skip
+                    elif frames is None:
                         msg = None  # died between header and frames: handled as a crash below
                     else:
                         result = DecodeResult(key, frames, p["indices"], p["times_s"], p["info"], p["scale"],
@@ -433,6 +486,8 @@ class ProcessDecodePool:
         return out
 
     def close(self) -> None:
+        from lib_deepfake.pipeline.frame_transport import remove_worker_files
+
         for slot in self._slots:
             self._note_peak(slot)
             with contextlib.suppress(OSError, ValueError):
@@ -444,6 +499,7 @@ class ProcessDecodePool:
                 slot.proc.kill()
                 slot.proc.join(2)
             slot.conn.close()
+            remove_worker_files(slot.proc.pid)
         self._slots.clear()
         self._queue.clear()
 

@@ -59,6 +59,8 @@ class StageTotals:
     videos: int = 0
     frames: int = 0
     faces: int = 0
+    frames_detected: int = 0  # frames the detector saw (fewer than ``frames`` with --detect-every > 1)
+    frames_interpolated: int = 0
     detect_batches: int = 0
     classify_batches: int = 0
 
@@ -147,9 +149,18 @@ def load_components(config: ScanConfig, *, engine: Any = None, detector: Any = N
             "detector_provider": getattr(detector, "provider", None),
             "workers": config.resolved_workers(),
             "threads": config.resolved_threads(),
+            "crop_backend": _crop_backend(config),
         }
     )
     return Components(engine, detector, resolved)
+
+
+def _crop_backend(config: ScanConfig) -> str:
+    import torch
+
+    from lib_deepfake.faces.crop import crop_backend
+
+    return str(crop_backend(torch.device(config.device if config.device != "cuda" else "cuda:0")))
 
 
 def _provider_of(engine: Any) -> str | None:
@@ -174,12 +185,20 @@ def _warm_detector(detector: Any, config: ScanConfig) -> None:
 class _Video:
     """A video in flight through the pipeline."""
 
-    def __init__(self, res: DecodeResult, frames: Any) -> None:
+    def __init__(self, res: DecodeResult, frames: Any, detect_every: int = 1) -> None:
+        from lib_deepfake.faces.sparse_detect import first_pass_positions
+
         self.res = res
         self.frames = frames  # uint8 [T, h, w, 3] torch tensor; None once cropped
         self.n = len(res.indices)
         self.dets: list[Any] = [None] * self.n
-        self.next_detect = 0
+        # Detector schedule (faces.sparse_detect): first pass on every K-th position, then the gaps whose ends
+        # disagree; ``gaps_done`` once the second pass has been planned.
+        self.todo = first_pass_positions(self.n, detect_every)
+        self.cursor = 0
+        self.detected: list[int] = []
+        self.gaps_done = detect_every == 1
+        self.interpolated = np.zeros(self.n, bool)
         self.times = {"decode_s": float(res.decode_s), "detect_s": 0.0, "crop_s": 0.0, "classify_s": 0.0}
         self.identity = np.zeros(0, np.int64)
         self.positions = np.zeros(0, np.int64)
@@ -253,7 +272,7 @@ class ScanPipeline:
         if frames.device != self.device:
             frames = frames.to(self.device)
         res.frames = None
-        self.detect_queue.append(_Video(res, frames))
+        self.detect_queue.append(_Video(res, frames, self.config.detect_every))
         self.totals.frames += len(res.indices)
         return []
 
@@ -270,7 +289,7 @@ class ScanPipeline:
         """One detector call on up to ``detect_batch`` frames (several videos of one frame size)."""
         import torch
 
-        parts: list[tuple[_Video, int, int]] = []
+        parts: list[tuple[_Video, list[int]]] = []
         shape = None
         n = 0
         for v in self.detect_queue:
@@ -278,19 +297,19 @@ class ScanPipeline:
                 shape = tuple(v.frames.shape[1:])
             elif tuple(v.frames.shape[1:]) != shape:
                 break
-            take = min(self.config.detect_batch - n, v.n - v.next_detect)
+            take = min(self.config.detect_batch - n, len(v.todo) - v.cursor)
             if take > 0:
-                parts.append((v, v.next_detect, v.next_detect + take))
+                parts.append((v, v.todo[v.cursor : v.cursor + take]))
                 n += take
             if n >= self.config.detect_batch:
                 break
         out: list[VideoOutcome] = []
         if n == 0:  # only videos with every frame detected remain (cannot happen, but never spin)
-            while self.detect_queue and self.detect_queue[0].next_detect >= self.detect_queue[0].n:
+            while self.detect_queue and self.detect_queue[0].cursor >= len(self.detect_queue[0].todo):
                 out.extend(self._after_detect(self.detect_queue.popleft()))
             return out
-        batch = parts[0][0].frames[parts[0][1] : parts[0][2]] if len(parts) == 1 else torch.cat(
-            [v.frames[a:b] for v, a, b in parts])  # fmt: skip
+        batch = torch.cat([_select_frames(v.frames, pos) for v, pos in parts]) if len(parts) > 1 else _select_frames(
+            parts[0][0].frames, parts[0][1])  # fmt: skip
         t0 = time.perf_counter()
         try:
             dets = self.detector.detect(batch)
@@ -300,22 +319,43 @@ class ScanPipeline:
         dt = time.perf_counter() - t0
         self.totals.detect_s += dt
         self.totals.detect_batches += 1
+        self.totals.frames_detected += n
         k = 0
-        for v, a, b in parts:
-            v.times["detect_s"] += dt * (b - a) / n
+        for v, pos in parts:
+            v.times["detect_s"] += dt * len(pos) / n
             if dets is not None:
-                v.dets[a:b] = dets[k : k + (b - a)]
-            k += b - a
-            v.next_detect = b
-        for v in {id(v): v for v, _, _ in parts}.values():
+                for p, d in zip(pos, dets[k : k + len(pos)]):
+                    v.dets[p] = d
+            k += len(pos)
+            v.cursor += len(pos)
+            v.detected.extend(pos)
+        for v in {id(v): v for v, _ in parts}.values():
             if failure is not None:
                 self._remove(self.detect_queue, v)
                 out.append(self._error(v.res, f"face detection failed: {one_line(failure)}", type(failure).__name__,
                                        v))  # fmt: skip
-            elif v.next_detect >= v.n:
+            elif v.cursor >= len(v.todo) and not self._plan_gaps(v):
                 self._remove(self.detect_queue, v)
                 out.extend(self._after_detect(v))
         return out
+
+    def _plan_gaps(self, v: _Video) -> bool:
+        """After the first pass of sparse detection: interpolate the gaps whose ends agree and queue the others for
+        the detector. True when the video needs the detector again."""
+        if v.gaps_done:
+            return False
+        from lib_deepfake.faces.sparse_detect import fill_gaps
+
+        v.gaps_done = True
+        filled, refine = fill_gaps(v.dets, sorted(v.detected), self.config.interpolate_iou)
+        for p, d in filled.items():
+            v.dets[p] = d
+            v.interpolated[p] = True
+        self.totals.frames_interpolated += len(filled)
+        if not refine:
+            return False
+        v.todo, v.cursor = refine, 0
+        return True
 
     @staticmethod
     def _remove(queue: deque, v: _Video) -> None:
@@ -463,6 +503,7 @@ class ScanPipeline:
                 "identity": int(i),
                 "box": [round(float(c) / scale, 2) for c in b],
                 "det_score": round(float(ds), 4),
+                "box_source": "interpolated" if v.interpolated[p] else "detector",
                 "score": round(float(s), 6),
             }
             for p, i, b, ds, s in zip(v.positions, v.identity, v.boxes, v.det_scores, v.scores)
@@ -490,6 +531,16 @@ class ScanPipeline:
                         "frame": int(v.res.indices[v.positions[j]]), "identity": int(v.identity[j]),
                         "time_s": round(float(v.res.times_s[v.positions[j]]), 3)})  # fmt: skip
         return out
+
+
+def _select_frames(frames: Any, positions: list[int]) -> Any:
+    """``frames[positions]``: a view for a run of consecutive positions, a gathered copy otherwise."""
+    a, b = positions[0], positions[-1] + 1
+    if b - a == len(positions):
+        return frames[a:b]
+    import torch
+
+    return frames.index_select(0, torch.as_tensor(positions, device=frames.device))
 
 
 def encode_thumbnail(crop: np.ndarray, max_side: int = 112) -> str:
