@@ -151,3 +151,14 @@ def test_ort_threads_explicit(artifacts):
         info = engine.info()
     assert info.runtime["providers"][0] == "CPUExecutionProvider" and info.runtime["fallback"] is None
     assert np.isfinite(engine.load_s)
+
+
+def test_ort_spin_off_reaches_the_session(artifacts):
+    # lib-infer turns busy-waiting off so its decode workers keep their cores; the option must reach ONNX Runtime.
+    with create_engine(artifacts["onnxrt"], threads=1, spin=False) as engine:
+        assert engine.options()["spin"] is False
+        opts = engine._session.get_session_options()
+        assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+        assert engine.infer(torch.zeros((1, engine.input_size, engine.input_size, 3), dtype=torch.uint8)).shape == (1,)
+    with create_engine(artifacts["onnxrt"], threads=1) as engine:
+        assert "spin" not in engine.options()

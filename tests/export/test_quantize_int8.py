@@ -53,8 +53,11 @@ def test_int8_keeps_the_contract_and_runs_in_the_engine(fp32_onnx: Path, crops: 
     data = json.loads(Path(str(result.path) + ".json").read_text())
     assert data["precision"] == "int8" and data["io"]["inputs"][0]["shape"][1:] == [32, 32, 3]
     calib = data["extra"]["quantization"]["calibration"]
-    assert calib["crops"] == 24 and calib["source"] == str(crops)
-    assert 0 <= data["extra"]["parity"]["max_abs_diff"] <= 1 and 0 <= data["extra"]["parity"]["agreement"] <= 1
+    assert calib["crops"] == 12 and calib["source"] == str(crops)  # the other half is the parity set
+    parity = data["extra"]["parity"]
+    assert parity["samples"] == 12 and "held-out crops" in parity["inputs"]
+    assert 0 <= parity["mean_abs_diff"] <= parity["p95_abs_diff"] <= parity["max_abs_diff"] <= 1
+    assert 0 <= parity["agreement"] <= 1
     with create_engine(result.path, device="cpu", threads=1) as engine:
         probs = engine.infer(random_faces(3, 32))
     assert probs.shape == (3,) and engine.precision == "int8"
@@ -66,6 +69,22 @@ def test_calibration_crops_are_resized_and_rgb(crops: Path) -> None:
     assert [b.shape for b in batches] == [(8, 32, 32, 3)] * 3 and all(b.dtype == np.uint8 for b in batches)
     with pytest.raises(LibDeepfakeError, match="no calibration images"):
         list(calibration_batches(crops.parent / "empty-does-not-exist", 32))
+
+
+def test_calibration_order_mixes_classes_and_holds_out_parity_crops(tmp_path: Path) -> None:
+    import cv2
+
+    from lib_deepfake.export.quantize import crop_files
+
+    for cls in ("fake_000", "fake_001", "real_000", "real_001"):
+        (tmp_path / cls).mkdir()
+        for i in range(8):
+            cv2.imwrite(str(tmp_path / cls / f"{i:03d}.png"), np.full((8, 8, 3), i, np.uint8))
+    order = crop_files(tmp_path)
+    assert order == crop_files(tmp_path) and len(set(order)) == 32  # deterministic, every file once
+    first = {p.parent.name[:4] for p in order[:8]}
+    assert first == {"fake", "real"}  # name order would give 8 fakes
+    assert sum(len(b) for b in calibration_batches(tmp_path, 8, limit=100, skip=10)) == 22
 
 
 def test_parity_gate_removes_the_file(fp32_onnx: Path, tmp_path: Path) -> None:

@@ -156,6 +156,8 @@ class OrtEngine(Engine):
         threads: intra-op threads on CPU (default: the cores this process may use).
         allow_cpu_fallback: run on whatever ORT picked when the requested GPU provider is unusable (recorded).
         trt_cache_dir: engine cache for the TensorRT provider.
+        spin: let idle intra-op threads busy-wait for the next piece of work (ONNX Runtime's default, fastest for
+            the engine alone); False when other processes need the cores, e.g. lib-infer's decode workers.
         validate_inputs, manifest: see :class:`Engine`.
     """
 
@@ -173,6 +175,7 @@ class OrtEngine(Engine):
         threads: int | None = None,
         allow_cpu_fallback: bool = False,
         trt_cache_dir: Path | str | None = None,
+        spin: bool = True,
         validate_inputs: bool = True,
         manifest: Manifest | None = None,
     ) -> None:
@@ -188,6 +191,7 @@ class OrtEngine(Engine):
             raise LibDeepfakeError(f"onnxrt engine: threads must be >= 1, got {threads}")
         self.threads = threads or default_threads()
         self.allow_cpu_fallback = allow_cpu_fallback
+        self.spin = bool(spin)
         self.trt_cache_dir = Path(trt_cache_dir) if trt_cache_dir is not None else None
         self._session: Any = None
         self._size: int | None = None
@@ -234,6 +238,8 @@ class OrtEngine(Engine):
         opts: dict[str, Any] = {"provider": self.provider}
         if self.device.type == "cpu":
             opts["threads"] = self.threads
+            if not self.spin:
+                opts["spin"] = False
         if self.allow_cpu_fallback:
             opts["allow_cpu_fallback"] = True
         return opts
@@ -260,6 +266,8 @@ class OrtEngine(Engine):
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3  # the fallback is detected below; ORT's own error lines would repeat it
+        if not self.spin:
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         fp16 = self._manifest is not None and self._manifest.precision == "fp16"
         providers = provider_list(self.provider, self.device, fp16=fp16, trt_cache_dir=self.trt_cache_dir)
         if self.provider == "cuda":

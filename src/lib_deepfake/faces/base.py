@@ -48,6 +48,7 @@ class DetectorConfig:
         allow_cpu_fallback: with ``device="cuda"``, run on CPU (with a warning) instead of raising when the CUDA
             provider is not active.
         threads: intra-op threads for the CPU provider (None: ONNX Runtime's default, all cores).
+        spin: idle intra-op threads busy-wait (ONNX Runtime's default); False leaves the cores to other processes.
         max_candidates: cap on heatmap cells passed to NMS per batch (guards against a degenerate heatmap).
     """
 
@@ -59,6 +60,7 @@ class DetectorConfig:
     device: str = "cpu"
     allow_cpu_fallback: bool = False
     threads: int | None = None
+    spin: bool = True
     max_candidates: int = 4096
 
     def __post_init__(self) -> None:

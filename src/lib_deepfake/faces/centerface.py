@@ -244,6 +244,8 @@ class CenterFaceDetector:
         if self.config.threads is not None:
             opts.intra_op_num_threads = int(self.config.threads)
             opts.inter_op_num_threads = 1
+        if not self.config.spin:
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if self.config.device == "cuda":
             providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]

@@ -121,6 +121,8 @@ def load_components(config: ScanConfig, *, engine: Any = None, detector: Any = N
         if name == "onnxrt":
             opts["threads"] = config.threads if not config.on_cuda else None
             opts["allow_cpu_fallback"] = config.allow_cpu_fallback or None
+            # Decode workers share the cores: busy-waiting ORT threads would take their CPU (~3 % of a scan).
+            opts["spin"] = False if not config.on_cuda else None
         if name == "torch" and not config.on_cuda:
             torch.set_num_threads(config.resolved_threads())
         engine = create_engine(name, config.model, **opts)
@@ -132,7 +134,7 @@ def load_components(config: ScanConfig, *, engine: Any = None, detector: Any = N
         det_cfg = DetectorConfig(
             score_threshold=config.detector_threshold, max_side=config.detector_max_side,
             batch_size=config.detect_batch, device="cuda" if config.on_cuda else "cpu",
-            allow_cpu_fallback=config.allow_cpu_fallback, threads=config.resolved_threads(),
+            allow_cpu_fallback=config.allow_cpu_fallback, threads=config.resolved_threads(), spin=config.on_cuda,
         )  # fmt: skip
         detector = create_detector(config.detector, det_cfg, config.detector_model)
         _warm_detector(detector, config)
