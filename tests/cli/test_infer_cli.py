@@ -57,6 +57,19 @@ def test_scan_exit_0_with_rows_auto_choices_and_auc(setup, tmp_path):
     assert changed.exit_code == 1 and "other settings" in changed.output
 
 
+def test_detect_every_is_recorded_and_marks_interpolated_faces(setup, tmp_path):
+    out = tmp_path / "sparse"
+    res = CliRunner().invoke(main, _args(setup, out, "--detect-every", "2", "--faces", "--frames", "5"))
+    assert res.exit_code == 0, res.output
+    run = json.loads((out / "run.json").read_text())
+    assert run["config"]["detect_every"] == 2 and run["config"]["interpolate_iou"] == 0.5
+    faces = [json.loads(line) for line in (out / "faces.jsonl").read_text().splitlines()]
+    # The fixed centre box agrees with itself: frames 1 and 3 of the 5 sampled are interpolated, the rest detected.
+    sources = {f["box_source"] for f in faces}
+    assert sources == {"detector", "interpolated"}
+    assert sum(f["box_source"] == "interpolated" for f in faces) == 2 * 2  # two videos
+
+
 def test_unwritable_output_exits_1(setup, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
@@ -89,7 +102,8 @@ def test_bench_pipeline_runs_both_pipelines(setup, tmp_path):
     out = tmp_path / "bench.json"
     clip = setup["videos"] / "a clip.mp4"
     res = CliRunner().invoke(bench_main, ["pipeline", str(clip), "--model", str(setup["model"]), "--frames", "3",
-                                          "--workers", "1", "--json", str(out), "-q"])  # fmt: skip
+                                          "--workers", "1", "--detect-every", "2", "--json", str(out),
+                                          "-q"])  # fmt: skip
     assert res.exit_code == 0, res.output
     data = json.loads(out.read_text())
     for key in ("ours", "reference"):
@@ -99,4 +113,6 @@ def test_bench_pipeline_runs_both_pipelines(setup, tmp_path):
         assert r["peak_rss"]["main_mib"] > 0
     assert data["reference"]["frames_decoded"] == 6 and data["ours"]["resolved"]["decoder"] == "pyav"
     assert data["speedup_videos_per_s"] > 0 and data["machine"]["cpu_cores"] >= 1
+    assert data["inputs"]["detect_every"] == 2 and data["ours"]["resolved"]["crop_backend"]
+    assert data["ours"]["frames_detected"] + data["ours"]["frames_interpolated"] >= 3
     assert out.with_suffix(".md").read_text().startswith("# Pipeline benchmark")
