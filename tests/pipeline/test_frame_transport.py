@@ -70,6 +70,18 @@ def test_without_a_usable_directory_frames_use_ordinary_memory(tmp_path, monkeyp
     assert not ft.shm_available(1)
 
 
+def test_a_full_ram_disk_falls_back_to_ordinary_memory_and_leaves_no_file(shm, monkeypatch):
+    import errno
+
+    def full(fd, offset, length):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(ft.os, "posix_fallocate", full)
+    array, buf = ft.allocate_frames((2, 4, 4, 3))
+    assert buf is None and array.shape == (2, 4, 4, 3) and not _mapped(array)
+    assert list(shm.iterdir()) == []
+
+
 def test_pool_delivers_identical_frames_via_shared_memory_and_cleans_up_after_a_crash(shm, tmp_path):
     clip = make_clip(tmp_path / "clip.mp4", frames=12, size=(96, 64))
     crash = tmp_path / "CRASH.mp4"

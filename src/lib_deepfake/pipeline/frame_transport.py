@@ -67,15 +67,14 @@ class SharedFrames:
         self.shape = tuple(int(s) for s in shape)
         nbytes = int(np.prod(self.shape, dtype=np.int64))
         self.path = directory / f"{PREFIX}{os.getpid()}-{next(_counter)}{SUFFIX}"
+        self._map: mmap.mmap | None = None  # set before anything can fail: discard() reads it
+        self.array = np.empty(self.shape if not nbytes else 0, np.uint8)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             if nbytes:
                 os.posix_fallocate(fd, 0, nbytes)
-                self._map: mmap.mmap | None = mmap.mmap(fd, nbytes)
+                self._map = mmap.mmap(fd, nbytes)
                 self.array = np.frombuffer(self._map, np.uint8).reshape(self.shape)
-            else:
-                self._map = None
-                self.array = np.empty(self.shape, np.uint8)
         except BaseException:
             os.close(fd)
             self.discard()
