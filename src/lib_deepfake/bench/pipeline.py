@@ -91,7 +91,7 @@ def reference_scan(paths: list[str], config: Any, torch_model: Path) -> dict[str
     from lib_deepfake.pipeline.results import build_row
     from lib_deepfake.video import build_index, parse_plan, probe
 
-    dev = torch.device(config.device if config.device != "cuda" else "cuda:0")
+    dev = config.torch_device()
     if dev.type == "cpu":
         torch.set_num_threads(config.resolved_threads())
     engine = create_engine("torch", torch_model, device=str(dev)).load()

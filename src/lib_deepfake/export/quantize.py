@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,17 +49,19 @@ def crop_files(folder: Path, *, seed: int = 0) -> list[Path]:
     return [files[i] for i in order]
 
 
-def calibration_batches(folder: Path | None, size: int, *, batch: int = 8, limit: int = 256,
+def calibration_batches(source: Path | Sequence[Path] | None, size: int, *, batch: int = 8, limit: int = 256,
                         skip: int = 0) -> Iterator[np.ndarray]:  # fmt: skip
-    """uint8 [B, S, S, 3] RGB batches: up to ``limit`` crops from ``folder`` (resized to S) in :func:`crop_files`
-    order after the first ``skip`` (held out for parity), or random crops when ``folder`` is None."""
-    if folder is None:
+    """uint8 [B, S, S, 3] RGB batches: up to ``limit`` crops (resized to S) after the first ``skip`` (held out for
+    parity) of ``source`` - a folder, read in :func:`crop_files` order, or that list already made - or random
+    crops when ``source`` is None."""
+    if source is None:
         from lib_deepfake.model.testing import random_faces
 
         for i in range(max(1, limit // batch)):
             yield random_faces(batch, size, seed=100 + i).numpy()
         return
-    yield from _read_batches(crop_files(folder)[skip : skip + limit], size, batch)
+    files = crop_files(source) if isinstance(source, (str, Path)) else list(source)
+    yield from _read_batches(files[skip : skip + limit], size, batch)
 
 
 def _read_batches(files: list[Path], size: int, batch: int) -> Iterator[np.ndarray]:
@@ -119,11 +121,9 @@ def quantize_int8(
     if manifest.precision != "fp32":
         raise ArtifactMismatchError(f"{source.name} is {manifest.precision}; INT8 quantization starts from FP32")
     size = manifest.input_size
-    held_out: list[Path] = []
-    if calibration is not None and check_parity:
-        files = crop_files(calibration)
-        held_out = files[: min(parity_crops, len(files) // 2)]
-    batches = list(calibration_batches(calibration, size, limit=calibration_limit, skip=len(held_out)))
+    files = crop_files(calibration) if calibration is not None else None  # listed once: parity and calibration
+    held_out = files[: min(parity_crops, len(files) // 2)] if files is not None and check_parity else []
+    batches = list(calibration_batches(files, size, limit=calibration_limit, skip=len(held_out)))
 
     class _Reader(quantization.CalibrationDataReader):  # type: ignore[misc, name-defined]
         def __init__(self) -> None:

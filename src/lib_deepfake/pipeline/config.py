@@ -144,6 +144,12 @@ class ScanConfig:
     def on_cuda(self) -> bool:
         return self.device.startswith("cuda")
 
+    def torch_device(self) -> Any:
+        """The ``torch.device`` the scan runs on, with an explicit index ("cuda" means "cuda:0")."""
+        import torch
+
+        return torch.device("cuda:0" if self.device == "cuda" else self.device)
+
     def resolved_workers(self) -> int:
         """Decode processes: one per core left after the main process (which runs detector and classifier)."""
         return self.workers or max(1, min(usable_cores() - 1, 8))

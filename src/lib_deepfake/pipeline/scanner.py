@@ -158,11 +158,9 @@ def load_components(config: ScanConfig, *, engine: Any = None, detector: Any = N
 
 
 def _crop_backend(config: ScanConfig) -> str:
-    import torch
-
     from lib_deepfake.faces.crop import crop_backend
 
-    return str(crop_backend(torch.device(config.device if config.device != "cuda" else "cuda:0")))
+    return str(crop_backend(config.torch_device()))
 
 
 def _provider_of(engine: Any) -> str | None:
@@ -198,7 +196,6 @@ class _Video:
         # disagree; ``gaps_done`` once the second pass has been planned.
         self.todo = first_pass_positions(self.n, detect_every)
         self.cursor = 0
-        self.detected: list[int] = []
         self.gaps_done = detect_every == 1
         self.interpolated = np.zeros(self.n, bool)
         self.times = {"decode_s": float(res.decode_s), "detect_s": 0.0, "crop_s": 0.0, "classify_s": 0.0}
@@ -225,14 +222,12 @@ class ScanPipeline:
     """
 
     def __init__(self, config: ScanConfig, engine: Any, detector: Any) -> None:
-        import torch
-
         from lib_deepfake.faces.tracking import TrackingConfig
 
         self.config = config
         self.engine = engine
         self.detector = detector
-        self.device = torch.device(config.device if config.device != "cuda" else "cuda:0")
+        self.device = config.torch_device()
         self.size = int(engine.input_size)
         self.tracking = TrackingConfig()
         self.detect_queue: deque[_Video] = deque()
@@ -330,7 +325,6 @@ class ScanPipeline:
                     v.dets[p] = d
             k += len(pos)
             v.cursor += len(pos)
-            v.detected.extend(pos)
         for v in {id(v): v for v, _ in parts}.values():
             if failure is not None:
                 self._remove(self.detect_queue, v)
@@ -349,7 +343,8 @@ class ScanPipeline:
         from lib_deepfake.faces.sparse_detect import fill_gaps
 
         v.gaps_done = True
-        filled, refine = fill_gaps(v.dets, sorted(v.detected), self.config.interpolate_iou)
+        # Still the first pass's positions (ascending): the second pass replaces ``todo`` only below.
+        filled, refine = fill_gaps(v.dets, v.todo, self.config.interpolate_iou)
         for p, d in filled.items():
             v.dets[p] = d
             v.interpolated[p] = True
