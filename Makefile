@@ -56,7 +56,7 @@ format: venv
 	$(BIN)/ruff check --fix src tests bench
 
 test: venv native-test native-asan lint
-	LIB_DEEPFAKE_NATIVE_LIB=$(CURDIR)/$(NATIVE_BUILD) $(BIN)/pytest -q
+	LIB_DEEPFAKE_NATIVE_LIB=$(CURDIR)/$(NATIVE_BUILD) $(BIN)/pytest -q --runslow
 
 # The main job on the embedded default. Every line is a real CLI call a user can copy.
 DEMO_VIDEOS ?= 48
