@@ -1,4 +1,5 @@
-"""ONNX Runtime provider selection and the no-silent-fallback rule, with a fake onnxruntime (CPU only)."""
+"""ONNX Runtime provider selection, the no-silent-fallback rule and the CUDA stream ordering, with a fake
+onnxruntime on CPU; the ordering on a real GPU is tests/engines/test_ort_stream_order_gpu.py (marked gpu)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,15 @@ import pytest
 import torch
 
 from lib_deepfake.engines import ort_engine
-from lib_deepfake.engines.ort_engine import OrtEngine, check_providers, default_threads, provider_list
+from lib_deepfake.engines.ort_engine import (
+    OrtEngine,
+    check_providers,
+    default_threads,
+    gpu_stream_options,
+    provider_list,
+    run_ordered,
+    with_user_stream,
+)
 from lib_deepfake.errors import ArtifactMismatchError, LibDeepfakeError, MissingDependencyError
 
 CUDA0 = torch.device("cuda", 0)
@@ -25,6 +34,54 @@ def test_provider_list_cuda_and_tensorrt(tmp_path):
     assert [p[0] if isinstance(p, tuple) else p for p in chain] == [
         "TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]  # fmt: skip
     assert chain[0][1]["trt_fp16_enable"] is True and chain[0][1]["trt_engine_cache_path"] == str(tmp_path)
+
+
+def test_gpu_stream_options_refuse_the_default_stream():
+    assert gpu_stream_options(0x7F00) == {"has_user_compute_stream": "1", "user_compute_stream": str(0x7F00)}
+    with pytest.raises(LibDeepfakeError, match="'no stream'"):
+        gpu_stream_options(0)
+
+
+def test_user_stream_goes_to_every_gpu_provider(tmp_path):
+    chain = with_user_stream(provider_list("tensorrt", torch.device("cuda", 2), trt_cache_dir=tmp_path), 99)
+    assert [p[0] if isinstance(p, tuple) else p for p in chain] == [
+        "TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]  # fmt: skip
+    for name, opts in chain[:2]:
+        assert opts["user_compute_stream"] == "99" and opts["has_user_compute_stream"] == "1", name
+        assert opts["device_id"] == 2, name
+    assert chain[0][1]["trt_engine_cache_path"] == str(tmp_path)
+    assert with_user_stream(["CPUExecutionProvider"], 99) == ["CPUExecutionProvider"]
+
+
+class _Log:
+    def __init__(self):
+        self.events = []
+
+
+class _Stream:
+    def __init__(self, name, log):
+        self.name, self.log = name, log
+
+    def wait_stream(self, other):
+        self.log.events.append(f"{self.name} waits {other.name}")
+
+
+class _Tensor:
+    def __init__(self, name, log):
+        self.name, self.log = name, log
+
+    def record_stream(self, stream):
+        self.log.events.append(f"{self.name} recorded on {stream.name}")
+
+
+def test_run_ordered_waits_in_both_directions():
+    log = _Log()
+    ort, caller = _Stream("ort", log), _Stream("caller", log)
+    result = run_ordered(ort, caller, lambda: log.events.append("run") or 7, consumed=[_Tensor("faces", log)],
+                         produced=[_Tensor("out", log)])  # fmt: skip
+    assert result == 7
+    assert log.events == ["ort waits caller", "run", "caller waits ort", "faces recorded on ort",
+                          "out recorded on caller"]  # fmt: skip
 
 
 def test_provider_list_needs_cuda_device():
@@ -87,11 +144,27 @@ def model_file(tmp_path):
     return path
 
 
+class _FakeCudaStream:
+    def __init__(self, device=None):
+        self.device = device
+        self.cuda_stream = 0x5EED
+
+
 def _install(monkeypatch, actual):
     module, created = _fake_ort(actual)
     monkeypatch.setattr(ort_engine, "require", lambda name, **kw: module)
     monkeypatch.setattr(ort_engine, "require_cuda", lambda device, what: None)
+    monkeypatch.setattr(torch.cuda, "Stream", _FakeCudaStream)
     return created
+
+
+def test_gpu_session_gets_a_dedicated_stream(monkeypatch, model_file):
+    created = _install(monkeypatch, ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    with OrtEngine(model_file, device="cuda:1", provider="cuda"):
+        pass
+    name, opts = created["providers"][0]
+    assert name == "CUDAExecutionProvider" and opts["device_id"] == 1
+    assert opts["user_compute_stream"] == str(0x5EED) and opts["has_user_compute_stream"] == "1"
 
 
 def test_missing_gpu_provider_is_an_error(monkeypatch, model_file):

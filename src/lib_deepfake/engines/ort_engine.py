@@ -4,6 +4,12 @@ ONNX Runtime quietly runs on CPU when a requested CUDA or TensorRT provider cann
 providers actually in use are read back from the session after it is created: a missing GPU provider is an error
 unless ``allow_cpu_fallback``, and then the fallback is recorded in :meth:`OrtEngine.info`. On CUDA, inputs and
 outputs are bound with IOBinding to torch tensors (no host round trip).
+
+Stream ordering on CUDA: ONNX Runtime reads a ``user_compute_stream`` of 0 as "no stream" and then computes on a
+stream of its own that does not wait for torch's queued work, so torch's default stream (handle 0) cannot be handed
+over. Each GPU session gets a dedicated non-default torch stream instead (:func:`gpu_stream_options` on every GPU
+provider entry), and :func:`run_ordered` makes that stream wait for the caller's stream before the run and the
+caller wait for it afterwards, as the TensorRT engine does.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +77,56 @@ def provider_list(
     chain.append(("CUDAExecutionProvider", cuda_opts))
     chain.append("CPUExecutionProvider")
     return chain
+
+
+def gpu_stream_options(stream_handle: int) -> dict[str, str]:
+    """Provider options that make ONNX Runtime's CUDA or TensorRT provider compute on ``stream_handle``.
+
+    Raises:
+        LibDeepfakeError: ``stream_handle`` is 0 (torch's default stream), which ONNX Runtime reads as "no user
+            stream": it would then run on a stream of its own, unordered with the producer of the inputs.
+    """
+    handle = int(stream_handle)
+    if handle == 0:
+        raise LibDeepfakeError(
+            "ONNX Runtime reads user_compute_stream 0 (torch's default stream) as 'no stream' and would not wait for "
+            "the work that writes its inputs; pass a dedicated non-default stream"
+        )
+    return {"has_user_compute_stream": "1", "user_compute_stream": str(handle)}
+
+
+def with_user_stream(providers: list[Any], stream_handle: int) -> list[Any]:
+    """``providers`` with :func:`gpu_stream_options` added to every GPU entry (CUDA and TensorRT alike: nodes the
+    TensorRT provider does not take run on the CUDA provider, and both must use the same stream)."""
+    opts = gpu_stream_options(stream_handle)
+    out: list[Any] = []
+    for entry in providers:
+        if isinstance(entry, tuple) and entry[0] in (PROVIDERS["cuda"], PROVIDERS["tensorrt"]):
+            out.append((entry[0], {**entry[1], **opts}))
+        else:
+            out.append(entry)
+    return out
+
+
+def run_ordered(
+    stream: Any, caller: Any, run: Callable[[], Any], consumed: Sequence[Any] = (), produced: Sequence[Any] = ()
+) -> Any:
+    """Run ``run`` (which enqueues work on ``stream``) ordered with the ``caller`` stream in both directions.
+
+    ``stream`` first waits for everything already queued on ``caller`` (the kernels that wrote the inputs), then
+    ``caller`` waits for ``stream`` (so whatever reads the outputs next sees them). ``consumed`` tensors were made
+    on ``caller`` and are read on ``stream``; ``produced`` ones are written on ``stream`` and handed to ``caller``:
+    both are recorded on the other stream so the caching allocator does not reuse their memory too early.
+    Pure orchestration over objects with ``wait_stream`` and tensors with ``record_stream`` (tests pass fakes).
+    """
+    stream.wait_stream(caller)
+    result = run()
+    caller.wait_stream(stream)
+    for tensor in consumed:
+        tensor.record_stream(stream)
+    for tensor in produced:
+        tensor.record_stream(caller)
+    return result
 
 
 def check_providers(requested: str, actual: list[str], allow_cpu_fallback: bool) -> str | None:
@@ -201,6 +258,7 @@ class OrtEngine(Engine):
         self.fallback: str | None = None
         self._ort_version = ""
         self._precision: str | None = None
+        self._stream: Any = None
 
     @classmethod
     def available(cls, device: str | torch.device | None = None) -> Availability:
@@ -270,10 +328,11 @@ class OrtEngine(Engine):
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         fp16 = self._manifest is not None and self._manifest.precision == "fp16"
         providers = provider_list(self.provider, self.device, fp16=fp16, trt_cache_dir=self.trt_cache_dir)
-        if self.provider == "cuda":
-            # Run on torch's current stream so ORT's kernels are ordered after the producer of the input tensor.
-            stream = torch.cuda.current_stream(self.device).cuda_stream
-            providers[0][1].update(user_compute_stream=str(stream), has_user_compute_stream="1")
+        if self.provider != "cpu":
+            # A stream of our own (never handle 0), kept for the session's life; _infer_bound orders it with the
+            # caller's stream on every run.
+            self._stream = torch.cuda.Stream(self.device)
+            providers = with_user_stream(providers, self._stream.cuda_stream)
         try:
             session = ort.InferenceSession(str(self.artifact), options, providers=providers)
         except Exception as exc:  # ORT raises its own exception types (Fail, InvalidGraph, ...)
@@ -324,8 +383,10 @@ class OrtEngine(Engine):
         binding = self._session.io_binding()
         binding.bind_input(self._in_name, "cuda", index, np.uint8, tuple(faces.shape), faces.data_ptr())
         binding.bind_output(self._out_name, "cuda", index, np.float32, tuple(out.shape), out.data_ptr())
-        self._session.run_with_iobinding(binding)
+        caller = torch.cuda.current_stream(self.device)
+        run_ordered(self._stream, caller, lambda: self._session.run_with_iobinding(binding), consumed=(faces,))
         return out
 
     def _close(self) -> None:
         self._session = None
+        self._stream = None

@@ -10,6 +10,10 @@ Runtime runs here and what :func:`export_centerface_onnx` writes for ``lib-expor
 Network contract: input ``input`` float32 [B, 3, H, W] RGB on a 0..255 scale (no mean, no std); outputs at
 stride 4: ``heatmap`` [B, 1, H/4, W/4] (sigmoid already applied), ``scale`` [B, 2, ...] (log of box h, w / 4),
 ``offset`` [B, 2, ...] (sub-cell y, x), ``landmarks`` [B, 10, ...] (y, x pairs relative to the box).
+
+On CUDA the session runs on the GPU of the first CUDA frames it sees (``device_id``), on a dedicated torch stream
+ordered with the caller's stream (:func:`lib_deepfake.engines.ort_engine.run_ordered`): the GPU resize that
+writes the network input is queued on the caller's stream, and ONNX Runtime must not read it before it is done.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ __all__ = [
     "INPUT_NAME",
     "OUTPUT_NAMES",
     "CenterFaceDetector",
+    "choose_device_index",
     "decode_centerface",
     "export_centerface_onnx",
     "find_centerface_onnx",
@@ -217,6 +222,35 @@ def decode_centerface(
     return out
 
 
+def choose_device_index(frames_index: int | None, session_index: int | None) -> int:
+    """The CUDA device the detector's session runs on. Pure function.
+
+    Args:
+        frames_index: the device index of CUDA frames, None for host frames.
+        session_index: the device of the session already created, None before the first call.
+
+    Returns:
+        ``session_index`` once a session exists; else the frames' device, or 0 for host frames.
+
+    Raises:
+        ContractError: CUDA frames on another GPU than the session's (one detector serves one GPU).
+    """
+    if session_index is None:
+        return 0 if frames_index is None else int(frames_index)
+    if frames_index is not None and int(frames_index) != session_index:
+        raise ContractError(
+            f"frames are on cuda:{frames_index} but this CenterFace detector runs on cuda:{session_index}; use one "
+            "detector per GPU"
+        )
+    return session_index
+
+
+def _cuda_index(batch: Any) -> int | None:
+    if not bool(getattr(batch, "is_cuda", False)):
+        return None
+    return int(batch.device.index or 0)
+
+
 class CenterFaceDetector:
     """CenterFace on ONNX Runtime (CPU or CUDA), batched over frames.
 
@@ -233,10 +267,14 @@ class CenterFaceDetector:
         self.config = config or DetectorConfig()
         self.model_path = Path(model_path) if model_path is not None else None
         self._session: Any = None
+        self._stream: Any = None
         self.provider: str | None = None
+        self.device_index: int | None = None
 
-    def _ensure_session(self) -> Any:
+    def _ensure_session(self, frames_index: int | None = None) -> Any:
         if self._session is not None:
+            if self.provider == "CUDAExecutionProvider":
+                choose_device_index(frames_index, self.device_index)
             return self._session
         ort = require("onnxruntime", purpose="running the CenterFace face detector", extra="cpu")
         model = prepare_centerface(self.model_path)
@@ -247,12 +285,13 @@ class CenterFaceDetector:
         if not self.config.spin:
             opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        providers: list[Any] = ["CPUExecutionProvider"]
         if self.config.device == "cuda":
-            providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+            index = choose_device_index(frames_index, None)
             # ORT drops a provider it cannot load with only a log line; check instead of trusting the request.
-            providers = [p for p in providers if p in ort.get_available_providers()]
-        else:
-            providers = ["CPUExecutionProvider"]
+            if "CUDAExecutionProvider" in ort.get_available_providers():
+                providers.insert(0, ("CUDAExecutionProvider", self._cuda_options(index)))
+            self.device_index = index
         session = ort.InferenceSession(model.SerializeToString(), opts, providers=providers)
         active = session.get_providers()
         if self.config.device == "cuda" and (not active or active[0] != "CUDAExecutionProvider"):
@@ -267,9 +306,22 @@ class CenterFaceDetector:
         self._session = session
         return session
 
+    def _cuda_options(self, index: int) -> dict[str, Any]:
+        import torch
+
+        from lib_deepfake.engines.ort_engine import gpu_stream_options
+
+        options: dict[str, Any] = {"device_id": index}
+        if torch.cuda.is_available():
+            # A non-default stream of our own (ORT reads handle 0 as "no stream"), ordered in _run_bound.
+            self._stream = torch.cuda.Stream(torch.device("cuda", index))
+            options.update(gpu_stream_options(self._stream.cuda_stream))
+        return options
+
     def close(self) -> None:
         """Release the ONNX Runtime session."""
         self._session = None
+        self._stream = None
 
     def _preprocess_numpy(self, frames: np.ndarray, rh: int, rw: int, ph: int, pw: int) -> np.ndarray:
         import cv2
@@ -285,26 +337,32 @@ class CenterFaceDetector:
         return batch
 
     def _run(self, batch: Any) -> list[np.ndarray]:
-        session = self._ensure_session()
-        if hasattr(batch, "is_cuda") and batch.is_cuda and self.provider == "CUDAExecutionProvider":
-            # Keep the input on the GPU: bind the torch buffer directly; outputs are small and come back to host.
-            binding = session.io_binding()
-            batch = batch.contiguous()
-            binding.bind_input(
-                name=INPUT_NAME,
-                device_type="cuda",
-                device_id=batch.device.index or 0,
-                element_type=np.float32,
-                shape=tuple(batch.shape),
-                buffer_ptr=batch.data_ptr(),
-            )
-            for name in OUTPUT_NAMES:
-                binding.bind_output(name, "cuda", batch.device.index or 0)
-            session.run_with_iobinding(binding)
-            return list(binding.copy_outputs_to_cpu())
+        frames_index = _cuda_index(batch)
+        session = self._ensure_session(frames_index)
+        if frames_index is not None and self.provider == "CUDAExecutionProvider" and self._stream is not None:
+            return self._run_bound(session, batch.contiguous())
         if hasattr(batch, "detach"):
             batch = batch.detach().cpu().numpy()
         return session.run(list(OUTPUT_NAMES), {INPUT_NAME: batch})
+
+    def _run_bound(self, session: Any, batch: Any) -> list[np.ndarray]:
+        """Run on the GPU with the input bound in place; outputs go to torch buffers, then to the host."""
+        import torch
+
+        from lib_deepfake.engines.ort_engine import run_ordered
+
+        index = int(batch.device.index or 0)
+        b, _, ph, pw = (int(d) for d in batch.shape)
+        outs = [torch.empty((b, c, ph // STRIDE, pw // STRIDE), dtype=torch.float32, device=batch.device)
+                for c in _OUTPUT_CHANNELS]  # fmt: skip
+        binding = session.io_binding()
+        binding.bind_input(INPUT_NAME, "cuda", index, np.float32, tuple(batch.shape), batch.data_ptr())
+        for name, out in zip(OUTPUT_NAMES, outs):
+            binding.bind_output(name, "cuda", index, np.float32, tuple(out.shape), out.data_ptr())
+        caller = torch.cuda.current_stream(batch.device)
+        run_ordered(self._stream, caller, lambda: session.run_with_iobinding(binding), consumed=(batch,))
+        # .cpu() runs on the caller's stream, which now waits for ONNX Runtime's.
+        return [out.cpu().numpy() for out in outs]
 
     def detect(self, frames: Any) -> list[Detections]:
         """Find faces in a batch of frames.
