@@ -6,6 +6,15 @@ One ``@pipeline_def`` serves both: ``external_source("enc")`` (the file's bytes)
 :class:`VideoIndex`, so both decoders get the same indices. DALI numbers frames in presentation order from its own
 index (``build_index=True``), which matches ours on the clips we test.
 
+Where DALI's idea of the frame count differs from ours (edit lists, leading B-frames, VFR), its default
+``pad_mode="constant"`` would return black frames for indices past its end, silently (a ``no_face`` row). The
+decoder runs with ``pad_mode="none"`` (DALI then raises for such an index) and every run's frame count is checked:
+either way the file fails with :class:`FrameCountMismatchError`, an error row naming ``--decoder pyav``.
+
+The GPU is the one the caller names (``device="cuda:1"``/``"gpu:1"``; bare ``"gpu"``/``"cuda"`` is GPU 0), never
+``torch.cuda.current_device()``, which is 0 in every decode thread. Frames come back as coded; the display rotation
+is applied here (:func:`rotation_to_apply` also recognises a decoder that already rotated 90/270-degree frames).
+
 Codec support is checked **before** decoding (:func:`dali_codec_support`). DALI's CPU decoder handles only VP8,
 VP9 and MJPEG; NVDEC depends on the GPU generation (no AV1 before Ampere GA10x, so none on A100/H100/H200; no
 10-bit H.264). An unsupported stream raises :class:`UnsupportedCodecError` naming ``--decoder pyav``: we never
@@ -27,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from lib_deepfake.video._av import Deadline
-from lib_deepfake.video.errors import UnsupportedCodecError, VideoFileError
+from lib_deepfake.video.errors import CorruptVideoError, UnsupportedCodecError, VideoFileError
 from lib_deepfake.video.frames import DecodeStats, Frame, FrameBatch, SourceBase, check_batch_size, stack_frames
 from lib_deepfake.video.index import VideoIndex, check_complete, index_container
 from lib_deepfake.video.info import DEFAULT_MAX_PIXELS, DEFAULT_TIMEOUT_S, VideoInfo, probe_container
@@ -78,6 +87,61 @@ def dali_codec_support(
     return None
 
 
+class FrameCountMismatchError(CorruptVideoError):
+    """DALI returned fewer (or more) frames than asked: its frame count disagrees with the PyAV index."""
+
+
+def parse_dali_device(device: str | None, cuda_available: bool) -> tuple[str, int | None]:
+    """``device`` -> ("gpu", GPU index) or ("cpu", None). Pure function.
+
+    Accepts None (the GPU 0 when CUDA is available, else the CPU), "cpu", "gpu"/"cuda"/"mixed" (GPU 0) and
+    "gpu:N"/"cuda:N". The index is explicit so decode threads never fall back to the thread's current device.
+
+    Raises:
+        ContractError: anything else.
+    """
+    from lib_deepfake.errors import ContractError
+
+    if device is None:
+        return ("gpu", 0) if cuda_available else ("cpu", None)
+    kind, _, index = str(device).partition(":")
+    if kind == "cpu" and not index:
+        return "cpu", None
+    if kind in ("gpu", "cuda", "mixed") and (not index or index.isdigit()):
+        return "gpu", int(index or 0)
+    raise ContractError(f"DALI device must be 'cpu', 'gpu' or 'gpu:N' (or cuda[:N]), got {device!r}")
+
+
+def check_frame_count(asked: int, got: int, path: Path | str) -> None:
+    """Raise :class:`FrameCountMismatchError` unless a decode run returned exactly the frames asked for."""
+    if got != asked:
+        raise FrameCountMismatchError(
+            f"DALI returned {got} frames for the {asked} asked: its frame count disagrees with the index (edit list, "
+            "leading B-frames or variable frame rate?); use --decoder pyav for this file",
+            path,
+        )
+
+
+def rotation_to_apply(rotation: int, frame_hw: tuple[int, int], coded_hw: tuple[int, int], path: Path | str) -> int:
+    """Degrees (counter-clockwise) still to rotate a decoded frame for display. Pure function.
+
+    DALI returns frames as coded (its CPU decoder does, tested; NVDEC is checked by a GPU test): then the whole
+    ``rotation`` is left to apply. A 90/270-degree frame that already has the display shape was rotated by the
+    decoder, and is not rotated again. For 180 degrees and square frames the shape cannot tell, so the decoder is
+    taken to return coded frames.
+
+    Raises:
+        CorruptVideoError: the frame matches neither the coded nor the display size.
+    """
+    h, w = coded_hw
+    if rotation in (90, 270) and h != w and tuple(frame_hw) == (w, h):
+        logger.debug("%s: the decoder returned frames already rotated by %d degrees", path, rotation)
+        return 0
+    if tuple(frame_hw) == (h, w):
+        return rotation
+    raise CorruptVideoError(f"decoded frames are {frame_hw[1]}x{frame_hw[0]}, the stream says {w}x{h}", path)
+
+
 def _make_pipeline(decoder_device: str, device_id: int | None, threads: int) -> Any:
     """Build the decode pipeline; ``decoder_device`` is "mixed" (NVDEC) or "cpu"."""
     from nvidia.dali import fn, pipeline_def, types
@@ -87,7 +151,8 @@ def _make_pipeline(decoder_device: str, device_id: int | None, threads: int) -> 
     def video_pipe() -> Any:
         enc = fn.external_source(name="enc", dtype=types.DALIDataType.UINT8, ndim=1, device="cpu")
         wanted = fn.external_source(name="frames", dtype=types.DALIDataType.INT32, ndim=1, device="cpu")
-        return fn.decoders.video(enc, device=decoder_device, frames=wanted, name="decoder")
+        # pad_mode="none": an index past DALI's own end is an error, never a black frame.
+        return fn.decoders.video(enc, device=decoder_device, frames=wanted, pad_mode="none", name="decoder")
 
     pipe = video_pipe()
     pipe.build()
@@ -102,8 +167,8 @@ class DaliVideoSource(SourceBase):
 
     Args:
         path: the video file.
-        device: "gpu" (NVDEC; frames are torch CUDA tensors), "cpu" (DALI CPU decoder; VP8/VP9/MJPEG only), or
-            None for "gpu" when CUDA is available, else "cpu".
+        device: "gpu:N" (NVDEC on GPU N; frames are torch CUDA tensors there; "gpu" is GPU 0), "cpu" (DALI CPU
+            decoder; VP8/VP9/MJPEG only), or None for GPU 0 when CUDA is available, else "cpu". "cuda[:N]" works too.
         threads: DALI CPU threads.
         timeout_s: time limit for opening and for each read; checked between decode runs (one DALI run of
             ``chunk_frames`` frames is not interruptible - use :func:`~lib_deepfake.video.api.decode_in_subprocess`
@@ -140,15 +205,8 @@ class DaliVideoSource(SourceBase):
         self.path = Path(path)
         self.timeout_s = timeout_s
         self.chunk_frames = max(int(chunk_frames), 1)
-        if device is None:
-            device = "gpu" if torch.cuda.is_available() else "cpu"
-        if device in ("cuda", "mixed"):
-            device = "gpu"
-        if device not in ("cpu", "gpu"):
-            from lib_deepfake.errors import ContractError
-
-            raise ContractError(f"DALI device must be 'cpu' or 'gpu', got {device!r}")
-        self.device = device
+        self.device, self.device_id = parse_dali_device(device, torch.cuda.is_available())
+        self._threads = threads or 2
         self._stats = DecodeStats()
         container, stream = open_input(self.path)
         try:
@@ -159,12 +217,11 @@ class DaliVideoSource(SourceBase):
             check_complete(self._info, self._index, self.path, allow_truncated=allow_truncated)
         finally:
             container.close()
-        cc = torch.cuda.get_device_capability() if device == "gpu" else None
-        why = dali_codec_support(self._info.codec, self._info.pix_fmt, device, cc)
+        cc = torch.cuda.get_device_capability(self.device_id) if self.device == "gpu" else None
+        why = dali_codec_support(self._info.codec, self._info.pix_fmt, self.device, cc)
         if why:
             raise UnsupportedCodecError(f"{why}; use --decoder pyav (decoder='pyav') for this file", self.path)
-        device_id = torch.cuda.current_device() if device == "gpu" else None
-        self._pipe = _make_pipeline("mixed" if device == "gpu" else "cpu", device_id, threads or 2)
+        self._pipe: Any = self._build()
         # DALI parses the container from memory; the whole file is read once per source.
         self._data = np.fromfile(self.path, dtype=np.uint8)
 
@@ -172,12 +229,34 @@ class DaliVideoSource(SourceBase):
         rp = self.resolve(plan)
         check_batch_size(len(rp), self._info.display_height, self._info.display_width, self.path)
         frames = [Frame(f.image.clone(), f.index, f.time_s) for f in self._iter_resolved(rp)]
-        dev = "cuda" if self.device == "gpu" else "cpu"
+        dev = f"cuda:{self.device_id}" if self.device == "gpu" else "cpu"
         return stack_frames(frames, info=self._info, plan=rp, stats=self._stats, decoder=self.name, device=dev)
 
     def close(self) -> None:
         self._pipe = None
         self._data = np.zeros(0, np.uint8)
+
+    def _build(self) -> Any:
+        return _make_pipeline("mixed" if self.device == "gpu" else "cpu", self.device_id, self._threads)
+
+    def _decode_chunk(self, chunk: np.ndarray) -> Any:
+        """One DALI run: uint8 [len(chunk), H, W, 3] frames as coded (a torch view of DALI's output buffer)."""
+        import torch
+
+        if self._pipe is None:
+            self._pipe = self._build()
+        self._pipe.feed_input("enc", [self._data])
+        self._pipe.feed_input("frames", [chunk])
+        try:
+            (out,) = self._pipe.run()
+        except Exception as exc:  # noqa: BLE001 - DALI raises RuntimeError for every decode failure
+            self._pipe = None  # DALI invalidates a pipeline after an error; the next read builds a new one
+            raise _dali_error(exc, self.path) from exc
+        # Batch of one sample, FHWC. DLPack hands torch DALI's buffer and orders torch's current stream after
+        # DALI's work on it (DALI inserts the event), so no host synchronisation is needed.
+        seq = torch.from_dlpack(out[0])
+        check_frame_count(len(chunk), int(seq.shape[0]), self.path)
+        return seq
 
     def _iter_resolved(self, rp: ResolvedPlan) -> Iterator[Frame]:
         import torch
@@ -186,19 +265,13 @@ class DaliVideoSource(SourceBase):
         deadline = Deadline(self.timeout_s, self.path, "decoding")
         t0 = time.perf_counter()
         wanted = np.asarray(rp.indices, np.int32)
-        rot = self._info.rotation
+        coded = (self._info.height, self._info.width)
         try:
             for start in range(0, len(wanted), self.chunk_frames):
                 deadline.check()
                 chunk = wanted[start : start + self.chunk_frames]
-                self._pipe.feed_input("enc", [self._data])
-                self._pipe.feed_input("frames", [chunk])
-                try:
-                    (out,) = self._pipe.run()
-                except Exception as exc:  # noqa: BLE001 - DALI raises RuntimeError for every decode failure
-                    raise _dali_error(exc, self.path) from exc
-                # Batch of one sample: uint8 [len(chunk), H, W, 3] FHWC, on the GPU for the mixed decoder.
-                seq = torch.from_dlpack(out[0])
+                seq = self._decode_chunk(chunk)
+                rot = rotation_to_apply(self._info.rotation, tuple(seq.shape[1:3]), coded, self.path)
                 stats.frames_converted += len(chunk)
                 stats.frames_decoded = -1  # DALI does not report the frames it decoded to reach these
                 stats.seeks += 1
@@ -213,12 +286,27 @@ class DaliVideoSource(SourceBase):
 
 
 def _dali_error(exc: BaseException, path: Path) -> VideoFileError:
-    from lib_deepfake.video.errors import CorruptVideoError
-
     msg = " ".join(str(exc).split())
+    if "out-of-bounds frame index" in msg:
+        detail = msg[msg.find("Unexpected out-of-bounds") :].split(". ")[0]
+        return FrameCountMismatchError(
+            f"DALI has fewer frames than the index ({detail[:160]}): its frame count disagrees with the index "
+            "(edit list, leading B-frames or variable frame rate?); use --decoder pyav for this file",
+            path,
+        )
     if "not supported" in msg or "nvcuvid" in msg.lower():
         return UnsupportedCodecError(f"DALI cannot decode this file ({msg[:200]}); use --decoder pyav", path)
     return CorruptVideoError(f"DALI decoding failed: {msg[:200]}", path)
 
 
-__all__ = ["DALI_CPU_CODECS", "DALI_GPU_CODECS", "DaliVideoSource", "dali_codec_support", "nvdec_has_av1"]
+__all__ = [
+    "DALI_CPU_CODECS",
+    "DALI_GPU_CODECS",
+    "DaliVideoSource",
+    "FrameCountMismatchError",
+    "check_frame_count",
+    "dali_codec_support",
+    "nvdec_has_av1",
+    "parse_dali_device",
+    "rotation_to_apply",
+]
