@@ -8,8 +8,8 @@ least ``min_track_frames`` detections, one folder per identity (``face0``, ``fac
 label, so only use it when every face of a fake video is fake).
 
 Resumable: a video whose ``.done.json`` marker matches the current settings is skipped. Parallel: a process pool
-of ``workers`` processes, each with its own detector session. A failing video (unreadable, no face) is recorded
-in ``prep_report.jsonl`` and does not stop the run.
+of ``workers`` processes, each with its own detector session. A failing video is recorded in ``prep_report.jsonl``
+with its error and kind (missing, unreadable, no_face, error) and does not stop the run.
 """
 
 from __future__ import annotations
@@ -37,7 +37,15 @@ from lib_deepfake.prep.dataset import ListEntry, VideoItem, write_list_files
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["PrepConfig", "VideoResult", "crop_landmarks", "decode_uniform", "prepare_video", "prepare_videos"]
+__all__ = [
+    "NoFaceError",
+    "PrepConfig",
+    "VideoResult",
+    "crop_landmarks",
+    "decode_uniform",
+    "prepare_video",
+    "prepare_videos",
+]
 
 DONE_MARKER = ".done.json"
 LANDMARKS_FILE = "landmarks.json"
@@ -88,9 +96,14 @@ class PrepConfig:
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+class NoFaceError(DatasetError):
+    """No face track in the sampled frames of a video."""
+
+
 @dataclass
 class VideoResult:
-    """Outcome for one video. ``status``: done | skipped (resumed) | failed."""
+    """Outcome for one video. ``status``: done | skipped (resumed) | failed; ``error_kind`` (failed only):
+    missing (no such file), unreadable (decoding failed), no_face, error (anything else)."""
 
     video: str
     label: int
@@ -101,6 +114,7 @@ class VideoResult:
     detected: int = 0
     error: str | None = None
     seconds: float = 0.0
+    error_kind: str | None = None
 
 
 def decode_uniform(path: Path, n: int, threads: int = 0) -> tuple[Any, list[int]]:
@@ -199,16 +213,19 @@ def prepare_video(
             return result
     if out.exists():  # partial or stale output of an earlier run: start clean
         shutil.rmtree(out)
+    stage = "missing"
     try:
         if not item.path.is_file():
             raise DatasetError(f"video not found: {item.path}")
+        stage = "unreadable"
         frames, indices = decode_uniform(item.path, config.frames, threads=decoder_threads)
+        stage = "error"
         dets = detector.detect(frames)
         result.sampled = len(indices)
         result.detected = sum(1 for d in dets if len(d))
         tracks = _select_tracks(link_tracks(dets, indices, config.tracking), config)
         if not tracks:
-            raise DatasetError(f"no face found in {len(indices)} sampled frames")
+            raise NoFaceError(f"no face found in {len(indices)} sampled frames")
         for k, track in enumerate(tracks):
             folder = out if config.faces == "largest" else out / f"face{k}"
             n = _write_folder(folder, frames, track, config)
@@ -224,6 +241,7 @@ def prepare_video(
         )
     except Exception as exc:  # one bad video (decoder, codec, disk) must not stop a long batch run
         result.status = "failed"
+        result.error_kind = "no_face" if isinstance(exc, NoFaceError) else stage
         result.error = " ".join(str(exc).split()) or type(exc).__name__
         if not isinstance(exc, LibDeepfakeError):
             result.error = f"{type(exc).__name__}: {result.error}"
@@ -266,6 +284,7 @@ def prepare_videos(
     config: PrepConfig | None = None,
     workers: int = 1,
     on_result: Callable[[VideoResult], None] | None = None,
+    provenance: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Prepare a dataset ``root/name`` from labelled videos.
 
@@ -276,6 +295,8 @@ def prepare_videos(
         config: crop/detector settings.
         workers: processes (1: in this process).
         on_result: called with each finished :class:`VideoResult` (progress bars).
+        provenance: where the videos came from (importer, source root, ``synthetic`` for the demo corpus),
+            recorded in the summary so model cards can say what a model was trained on.
 
     Returns:
         Summary dict (also written to ``prep_summary.json``): counts, list-file line counts, detection rate.
@@ -319,7 +340,8 @@ def prepare_videos(
                 try:
                     r = fut.result()
                 except Exception as exc:  # a worker crash must not lose the other videos' results
-                    r = VideoResult(str(item.path), item.label, item.split, "failed", error=f"worker crashed: {exc}")
+                    r = VideoResult(str(item.path), item.label, item.split, "failed", error=f"worker crashed: {exc}",
+                                    error_kind="error")  # fmt: skip
                 results.append(r)
                 if on_result:
                     on_result(r)
@@ -342,7 +364,9 @@ def prepare_videos(
         "done": sum(r.status == "done" for r in results),
         "skipped": sum(r.status == "skipped" for r in results),
         "failed": sum(r.status == "failed" for r in results),
-        "failures": [{"video": r.video, "error": r.error} for r in results if r.status == "failed"],
+        "failures": [
+            {"video": r.video, "error": r.error, "kind": r.error_kind} for r in results if r.status == "failed"
+        ],
         "sampled_frames": sampled,
         "frames_with_face": detected,
         "detection_rate": round(detected / sampled, 4) if sampled else None,
@@ -350,6 +374,7 @@ def prepare_videos(
         "config": {**asdict(cfg), "detector_model": str(cfg.detector_model) if cfg.detector_model else None},
         "workers": workers,
         "wall_s": round(time.perf_counter() - t0, 2),
+        "provenance": provenance or {},
     }
     write_json_atomic(dataset_dir / "prep_summary.json", summary)
     return summary
