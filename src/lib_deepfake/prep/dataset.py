@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from lib_deepfake.atomic import atomic_open
 from lib_deepfake.errors import DatasetError
@@ -27,6 +29,7 @@ __all__ = [
     "SPLITS",
     "ListEntry",
     "VideoItem",
+    "describe_lists",
     "list_file",
     "read_labels",
     "read_list_file",
@@ -161,3 +164,43 @@ def read_list_file(path: Path | str) -> list[ListEntry]:
         # A directory name may itself contain commas: everything between the first and last field is the path.
         out.append(ListEntry(int(parts[0]), Path(",".join(parts[1:-1])), frames))
     return out
+
+
+def describe_lists(dataset_dir: Path | str) -> dict[str, Any]:
+    """What a prepared dataset holds, from its list files (for model cards: ``DatasetCounts.from_dict``).
+
+    Returns:
+        ``{"name", "counts": {split: {"real"|"fake": {"videos": list lines, "frames": sum of their frame counts}}},
+        "list_sha256": {file name: sha256}, "synthetic": bool, "source": provenance}``; provenance comes from
+        ``prep_summary.json`` (lib-prep videos and the importers write it; ``synthetic`` marks the demo corpus).
+
+    Raises:
+        DatasetError: no list file at all, or a malformed one.
+    """
+    dataset_dir = Path(dataset_dir)
+    counts: dict[str, dict[str, dict[str, int]]] = {}
+    digests: dict[str, str] = {}
+    for split in SPLITS:
+        counts[split] = {}
+        for label in (0, 1):
+            path = list_file(dataset_dir, split, label)
+            entries = read_list_file(path) if path.is_file() else []
+            counts[split][LABEL_NAMES[label]] = {"videos": len(entries), "frames": sum(e.frames for e in entries)}
+            if path.is_file():
+                digests[path.name] = hashlib.sha256(path.read_bytes()).hexdigest()
+    if not digests:
+        raise DatasetError(f"no list files ({{train,val,test}}_{{real,fake}}.txt) in {dataset_dir}")
+    summary = dataset_dir / "prep_summary.json"
+    provenance: dict[str, Any] = {}
+    if summary.is_file():
+        try:
+            provenance = json.loads(summary.read_text(encoding="utf-8")).get("provenance") or {}
+        except (OSError, ValueError):
+            provenance = {}
+    return {
+        "name": dataset_dir.name,
+        "counts": counts,
+        "list_sha256": digests,
+        "synthetic": bool(provenance.get("synthetic")),
+        "source": provenance,
+    }
