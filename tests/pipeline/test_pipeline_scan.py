@@ -2,7 +2,7 @@
 inputs of a real folder (zero-byte, text named .mp4, truncated, audio-only, one frame, gray, 10-bit, rotated, VFR,
 16x16, 4K, unicode/HTML/space names, a decoder that hangs, a decoder that crashes) - scanned once per session with
 the real CenterFace detector, decode worker processes and a tiny calibrated checkpoint. Then resume, the Ray-style
-VideoScanner and ONNX-vs-torch agreement. CPU only; the GPU twin is marked gpu/dali.
+VideoScanner writing through a ScanSession, and ONNX-vs-torch agreement. CPU only; the GPU twin is marked gpu/dali.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from tests.helpers.media import make_clip, write_audio_only
 
 from lib_deepfake.pipeline.config import ScanConfig
 from lib_deepfake.pipeline.results import RESULTS_JSONL, read_jsonl
-from lib_deepfake.pipeline.run import rebuild_outputs, run_scan
+from lib_deepfake.pipeline.run import run_scan
 
 HOOK = "infer_fault_hooks:faulty_decode"
 
@@ -193,14 +193,18 @@ def test_resume_after_a_crash_loses_and_duplicates_nothing(scan, corpus, tiny_mo
     assert sum(f["path"].endswith("two_faces.mp4") for f in faces) == 12
 
 
-def test_video_scanner_gives_identical_rows_and_rebuilds_outputs(scan, corpus, tiny_model, tmp_path):
+def test_video_scanner_gives_identical_rows_written_by_a_session(scan, corpus, tiny_model, tmp_path):
+    """Outcomes made outside run_scan (as Ray workers make them) are written by a ScanSession, each once."""
     from lib_deepfake.pipeline.scanner import VideoScanner
+    from lib_deepfake.pipeline.session import ScanSession
 
     keys = [str(corpus["face"]), str(corpus["zero"])]
-    vs = VideoScanner(_config(tiny_model, workers=1), in_process=True)
+    config = _config(tiny_model, workers=1)
+    vs = VideoScanner(config, in_process=True)
     try:
         rows = vs({"path": keys})
         rows2 = vs(keys[:1])  # engines and workers are reused between calls
+        outcomes = vs.outcomes(keys)
     finally:
         vs.close()
     assert [r["path"] for r in rows] == keys
@@ -208,8 +212,15 @@ def test_video_scanner_gives_identical_rows_and_rebuilds_outputs(scan, corpus, t
     for r in (rows[0], rows2[0]):
         assert r["score"] == pytest.approx(ref["score"], abs=1e-6) and r["faces"] == ref["faces"]
     assert rows[1]["status"] == "error"
-    summary = rebuild_outputs(tmp_path / "rebuilt", rows + rows, run={"config": {"threshold": 0.5}})
-    assert summary["files"] == 2 and (tmp_path / "rebuilt" / "report.html").is_file()
+    with ScanSession(config, keys, tmp_path / "written") as session:
+        session.start(vs.scanner.resolved)
+        assert list(session.todo()) == keys
+        assert [session.append(o) for o in outcomes + outcomes] == [True, True, False, False]
+    result = session.result
+    assert result is not None and result.summary["files"] == 2 and result["scanned_this_run"] == 2
+    written, _, _ = read_jsonl(tmp_path / "written" / RESULTS_JSONL)
+    assert [r["path"] for r in written] == keys and (tmp_path / "written" / "report.html").is_file()
+    assert json.loads((tmp_path / "written" / "run.json").read_text()) == result.header
 
 
 @pytest.mark.slow  # the ONNX export alone takes 10-30 s on a shared 2-core machine

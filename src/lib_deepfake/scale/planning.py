@@ -13,6 +13,9 @@ from typing import Any
 
 from lib_deepfake.errors import LibDeepfakeError
 
+#: A video whose Ray worker dies is retried alone this many times, then becomes an error row.
+DEFAULT_VIDEO_RETRIES = 2
+
 
 class RayScanError(LibDeepfakeError):
     """A Ray scan cannot run: bad ``--ray`` address, a pool the cluster cannot hold, or Ray failing outright."""
@@ -191,7 +194,7 @@ class CrashLedger:
     plain Python.
     """
 
-    def __init__(self, retries: int = 2) -> None:
+    def __init__(self, retries: int = DEFAULT_VIDEO_RETRIES) -> None:
         if retries < 0:
             raise ValueError("retries must be >= 0")
         self.retries = int(retries)
