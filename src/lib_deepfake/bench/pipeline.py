@@ -1,17 +1,19 @@
-"""``lib-bench pipeline``: our scan pipeline against the PyTorch reference pipeline, in one run, same files.
+"""``lib-bench pipeline``: our scan pipeline, in several configurations ("rows"), against the PyTorch reference
+pipeline, in one run, on the same files, under the benchmark protocol (:mod:`lib_deepfake.bench.protocol`).
 
-- **ours**: :class:`~lib_deepfake.pipeline.scanner.Scanner` as ``lib-infer`` runs it - sparse decode of the
-  sampled frames in worker processes overlapping the main process, CenterFace at ``--detector-max-side`` (640),
-  detection and classification batched across videos, the classifier on the fastest engine given (ONNX Runtime
-  when ``--onnx-model`` is passed or the model is .onnx).
-- **reference** (what a straightforward PyTorch script does, the "PyTorch reference pipeline" of the issue): decode
-  **every** frame of the video and convert every one to RGB (``cv2.VideoCapture.read()`` style), keep the sampled
-  ones, run the detector on every sampled frame **at full resolution** one frame at a time, crop, classify with
-  the **FP32 PyTorch eager** engine, one video at a time, nothing overlapped.
+- **Our rows** (:func:`plan_rows`): **fp32** - the FP32 classifier (``--onnx-model``, else ``--model``) with the
+  library's defaults (detector long side 640, batches of 8, every sampled frame); **best** - the fastest
+  classifier given (``--best-model``, e.g. an INT8 ONNX, on ``--best-engine``) with the same defaults; and the
+  detector shortcuts on top of the best row, each its own row: ``--detect-every K``, a smaller detector input
+  (``--detector-max-side S``), and both together. Each is :class:`~lib_deepfake.pipeline.scanner.Scanner` as
+  ``lib-infer`` runs it.
+- **reference** (:mod:`lib_deepfake.bench.pipeline_reference`): what a competent engineer writes in plain
+  PyTorch - forward decode converting only the sampled frames, the same detector at the same size and batch, the
+  same crops, the FP32 eager classifier batched per video, one video at a time.
 
-Both use the same sampling plan, tracker, crop and aggregation code, so their scores agree (the reference differs
-only in detector resolution, which can move boxes a little). Each pipeline runs in its own spawned process so that
-its peak memory (``ru_maxrss`` of the process, plus the largest decode worker) is its own.
+Both sides' settings are recorded under the same keys (``resolved``). Every row's accuracy effect is measured
+against the FP32 row (score deltas and verdict agreement; video AUC with ``labels``). Each pipeline runs in its
+own spawned process, so that its peak memory (VmHWM of the process, plus the largest decode worker) is its own.
 """
 
 from __future__ import annotations
@@ -19,32 +21,76 @@ from __future__ import annotations
 import multiprocessing as mp
 import resource
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+from lib_deepfake.bench.pipeline_clips import CLIP_SETS, ClipSet, clip_set, make_bench_clips
+from lib_deepfake.bench.pipeline_reference import reference_scan
+from lib_deepfake.bench.pipeline_report import accuracy_effect, format_markdown
+from lib_deepfake.faces.base import DetectorConfig
 
-__all__ = ["make_bench_clips", "reference_scan", "run_pipeline_bench", "format_markdown"]
+__all__ = ["CLIP_SETS", "ClipSet", "OursRow", "clip_set", "format_markdown", "make_bench_clips", "plan_rows",
+           "reference_scan", "run_pipeline_bench"]  # fmt: skip
+
+#: The StageTotals fields summed over the rounds of one row.
+_TOTAL_KEYS = ("decode_s", "detect_s", "crop_s", "classify_s", "wait_s", "videos", "frames", "faces",
+               "frames_detected", "frames_interpolated")  # fmt: skip
+_STAGE_KEYS = ("decode_s", "detect_s", "crop_s", "classify_s", "wait_s")
+#: The library's default detector input long side: asking for it is not a shortcut.
+_DEFAULT_DETECTOR_SIDE = DetectorConfig().max_side
 
 
-def make_bench_clips(out_dir: Path | str, count: int = 20, seconds: float = 10.0, size: tuple[int, int] = (1280, 720),
-                     fps: int = 30, seed: int = 0) -> list[Path]:  # fmt: skip
-    """Face clips (half real, half self-blended fake) from the synthetic corpus generator, H.264, reused if present."""
-    from lib_deepfake.atomic import write_bytes_atomic
-    from lib_deepfake.prep.synth import SynthConfig, encode_h264, plan_clips, render_clip
+@dataclass(frozen=True)
+class OursRow:
+    """One configuration of our pipeline.
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    w, h = size
-    cfg = SynthConfig(videos=max(count, 2), seconds=seconds, fps=fps, width=w, height=h, seed=seed)
-    paths = []
-    for spec in plan_clips(cfg)[:count]:
-        path = out / f"{spec.name}_{w}x{h}_{seconds:g}s.mp4"
-        if not path.is_file():
-            frames = (f for f, _, _ in render_clip(spec, w, h, cfg.frames))
-            write_bytes_atomic(path, encode_h264(frames, fps, crf=23, preset="veryfast"))
-        paths.append(path)
-    return paths
+    Attributes:
+        name: short key (``fp32``, ``best``, ``best+detect-every-2``, ...).
+        what: the configuration in words, for the table.
+        model: the classifier artifact.
+        engine: the scan's engine choice (``auto``: from the artifact's suffix).
+        detector_max_side: the detector's input long side (None: the library's default).
+        detect_every: the detector on every K-th sampled frame.
+    """
+
+    name: str
+    what: str
+    model: Path
+    engine: str = "auto"
+    detector_max_side: int | None = None
+    detect_every: int = 1
+
+
+def plan_rows(fp32_model: Path, *, best_model: Path | None = None, best_engine: str = "auto", detect_every: int = 1,
+              detector_max_side: int | None = None) -> list[OursRow]:  # fmt: skip
+    """Our rows: fp32, best (with ``best_model``), then each shortcut on top of the best row and both together.
+
+    >>> [r.name for r in plan_rows(Path("m.onnx"), best_model=Path("m.int8.onnx"), detect_every=2,
+    ...                            detector_max_side=320)]
+    ['fp32', 'best', 'best+detect-every-2', 'best+detector-320', 'best+detect-every-2+detector-320']
+    """
+    defaults = "library defaults (detector long side 640, batches of 8, every sampled frame)"
+    rows = [OursRow("fp32", f"FP32 classifier {fp32_model.name}, {defaults}", fp32_model)]
+    base = rows[0]
+    if best_model is not None:
+        base = OursRow("best", f"{best_model.name} on engine {best_engine}, {defaults}", best_model, best_engine)
+        rows.append(base)
+    shortcuts: list[tuple[str, str, dict[str, Any]]] = []
+    if detect_every > 1:
+        shortcuts.append((f"detect-every-{detect_every}", f"the detector on every {detect_every}th sampled frame "
+                          "(boxes interpolated where the two ends agree)", {"detect_every": detect_every}))  # fmt: skip
+    if detector_max_side is not None and detector_max_side != _DEFAULT_DETECTOR_SIDE:
+        shortcuts.append((f"detector-{detector_max_side}", f"detector input long side {detector_max_side} px",
+                          {"detector_max_side": detector_max_side}))  # fmt: skip
+    if len(shortcuts) == 2:
+        (n1, w1, s1), (n2, w2, s2) = shortcuts
+        shortcuts.append((f"{n1}+{n2}", f"{w1} and {w2}", {**s1, **s2}))
+    for name, what, settings in shortcuts:
+        rows.append(OursRow(f"{base.name}+{name}", f"{base.name} row with {what}", base.model, base.engine,
+                            **settings))  # fmt: skip
+    return rows
 
 
 def _peak_rss_mib(worker_mib: float = 0.0) -> dict[str, float]:
@@ -53,105 +99,6 @@ def _peak_rss_mib(worker_mib: float = 0.0) -> dict[str, float]:
 
     kib = vm_hwm_kib() or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {"main_mib": round(kib / 1024, 1), "largest_child_mib": round(worker_mib, 1)}
-
-
-def _decode_all_frames(path: str, wanted: set[int]) -> tuple[list[np.ndarray], list[int], list[float], int]:
-    """Decode every frame in presentation order and convert each to RGB (the reference); keep the wanted ones."""
-    import av
-
-    frames, idx, times, n = [], [], [], 0
-    with av.open(path) as container:
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        decoded = []
-        for frame in container.decode(stream):
-            decoded.append((frame.pts if frame.pts is not None else n, frame.to_ndarray(format="rgb24"),
-                            float(frame.time) if frame.time is not None else 0.0))  # fmt: skip
-            n += 1
-        decoded.sort(key=lambda t: t[0])
-        t0 = decoded[0][2] if decoded else 0.0
-        for i, (_, img, t) in enumerate(decoded):
-            if i in wanted:
-                frames.append(img)
-                idx.append(i)
-                times.append(t - t0)
-    return frames, idx, times, n
-
-
-def reference_scan(paths: list[str], config: Any, torch_model: Path) -> dict[str, Any]:
-    """The PyTorch reference pipeline (see the module docstring). Returns rows, stage seconds and counts."""
-    import torch
-
-    from lib_deepfake.engines import create_engine
-    from lib_deepfake.faces.base import DetectorConfig
-    from lib_deepfake.faces.crop import crop_faces
-    from lib_deepfake.faces.registry import create_detector
-    from lib_deepfake.faces.tracking import TrackingConfig, link_tracks
-    from lib_deepfake.pipeline.aggregate import aggregate
-    from lib_deepfake.pipeline.results import build_row
-    from lib_deepfake.video import build_index, parse_plan, probe
-
-    dev = config.torch_device()
-    if dev.type == "cpu":
-        torch.set_num_threads(config.resolved_threads())
-    engine = create_engine("torch", torch_model, device=str(dev)).load()
-    detector = create_detector(
-        config.detector,
-        DetectorConfig(
-            max_side=None,
-            batch_size=1,
-            threads=config.resolved_threads(),
-            device=dev.type,
-            allow_cpu_fallback=config.allow_cpu_fallback,
-        ),  # fmt: skip
-    )
-    # Load-time work (sessions, first-call allocations) is excluded, as for our pipeline.
-    detector.detect(torch.zeros((1, 64, 64, 3), dtype=torch.uint8, device=dev))
-    engine.infer(torch.zeros((2, engine.input_size, engine.input_size, 3), dtype=torch.uint8, device=dev))
-    stages = {"decode_s": 0.0, "detect_s": 0.0, "crop_s": 0.0, "classify_s": 0.0}
-    counts = {"videos": 0, "frames_decoded": 0, "frames": 0, "faces": 0}
-    rows = []
-    start = time.perf_counter()
-    for path in paths:
-        t0 = time.perf_counter()
-        info = probe(path)
-        wanted = parse_plan(config.plan).resolve(build_index(path))
-        frames, idx, times, n = _decode_all_frames(path, set(int(i) for i in wanted.indices))
-        t1 = time.perf_counter()
-        # One frame at a time, full size (on the GPU: copied there one by one, as a simple script would).
-        dets = [detector.detect(torch.from_numpy(f)[None].to(dev))[0] for f in frames]
-        t2 = time.perf_counter()
-        tracks = link_tracks(dets, idx, TrackingConfig())
-        ident, boxes = [], []
-        for rank, tr in enumerate(tracks):
-            for p, box in zip(tr.positions, tr.boxes):
-                ident.append(rank)
-                boxes.append([p, *box.tolist()])
-        scores = np.zeros(0, np.float32)
-        t3 = t4 = time.perf_counter()
-        if boxes:
-            stacked = torch.from_numpy(np.stack(frames)).to(dev)
-            crops = crop_faces(stacked, torch.tensor(boxes, dtype=torch.float32), engine.input_size, config.crop_scale)
-            t3 = time.perf_counter()
-            scores = engine.infer(crops).float().cpu().numpy()
-            t4 = time.perf_counter()
-        stages["decode_s"] += t1 - t0
-        stages["detect_s"] += t2 - t1
-        stages["crop_s"] += t3 - t2
-        stages["classify_s"] += t4 - t3
-        counts["videos"] += 1
-        counts["frames_decoded"] += n
-        counts["frames"] += len(frames)
-        counts["faces"] += len(scores)
-        vs = aggregate(np.asarray(ident), scores, rule=config.aggregation, min_faces=config.min_faces,
-                       top_k=config.top_k)  # fmt: skip
-        timings = {"decode_s": t1 - t0, "detect_s": t2 - t1, "crop_s": t3 - t2, "classify_s": t4 - t3}
-        rows.append(build_row(path, status="ok" if vs.score is not None else "no_face", threshold=config.threshold,
-                              score=vs.score, info=info.as_dict(), frames_sampled=len(frames), faces=len(scores),
-                              timings=timings, decoder="pyav-all-frames"))  # fmt: skip
-    run_s = time.perf_counter() - start
-    engine.close()
-    return {"rows": rows, "stages": stages, "counts": counts, "engine": engine.describe(), "run_s": run_s}
 
 
 def _ours(paths: list[str], config: Any) -> dict[str, Any]:
@@ -165,20 +112,19 @@ def _ours(paths: list[str], config: Any) -> dict[str, Any]:
             rows.append(outcome.row)
         wall = time.perf_counter() - t0
         totals = scanner.totals.as_dict()
-        resolved = scanner.resolved
+        resolved = {**scanner.resolved, "detector_max_side": config.detector_max_side,
+                    "detect_batch": config.detect_batch, "detect_every": config.detect_every}  # fmt: skip
         worker_mib = scanner.peak_worker_rss_mib()
     return {"rows": rows, "wall_s": wall, "totals": totals, "resolved": resolved, "worker_mib": worker_mib}
 
 
 def _child(kind: str, paths: list[str], config: Any, torch_model: str, conn: Any) -> None:
     try:
-        t0 = time.perf_counter()
-        if kind == "ours":
-            res = _ours(paths, config)
-        else:
+        if kind == "reference":
             res = reference_scan(paths, config, Path(torch_model))
             res["wall_s"] = res.pop("run_s")
-        res["load_and_run_s"] = time.perf_counter() - t0
+        else:
+            res = _ours(paths, config)
         res["peak_rss"] = _peak_rss_mib(res.pop("worker_mib", 0.0))
         conn.send(("ok", res))
     except BaseException as exc:  # noqa: BLE001 - reported to the parent
@@ -193,8 +139,13 @@ def _run_isolated(kind: str, paths: list[str], config: Any, torch_model: Path) -
     proc = ctx.Process(target=_child, args=(kind, paths, config, str(torch_model), child))
     proc.start()
     child.close()
-    status, payload = parent.recv()
+    try:
+        status, payload = parent.recv()
+    except EOFError:  # killed (out of memory, a signal) before it could report
+        status, payload = "err", "the process died without a result"
     proc.join()
+    if status != "ok" and proc.exitcode:
+        payload = f"{payload} (exit code {proc.exitcode})"
     if status != "ok":
         from lib_deepfake.errors import LibDeepfakeError
 
@@ -207,123 +158,12 @@ def _rates(videos: int, frames: int, faces: int, wall: float) -> dict[str, float
             "faces_per_s": round(faces / wall, 3), "wall_s": round(wall, 3)}  # fmt: skip
 
 
-def _merge(runs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
-    """Sum the rounds of one pipeline: rows, wall time, stage times and counts; peak memory is the max."""
-    rows = [r for run in runs for r in run["rows"]]
-    wall = sum(run["wall_s"] for run in runs)
-    peak = {"main_mib": max(run["peak_rss"]["main_mib"] for run in runs),
-            "largest_child_mib": max(run["peak_rss"]["largest_child_mib"] for run in runs)}  # fmt: skip
-    if kind == "ours":
-        keys = ("decode_s", "detect_s", "crop_s", "classify_s", "wait_s", "videos", "frames", "faces",
-                "frames_detected", "frames_interpolated")  # fmt: skip
-        totals = {k: sum(run["totals"][k] for run in runs) for k in keys}
-        return {"rows": rows, "wall_s": wall, "peak_rss": peak, "totals": totals, "resolved": runs[0]["resolved"]}
-    stages = {k: sum(run["stages"][k] for run in runs) for k in runs[0]["stages"]}
-    counts = {k: sum(run["counts"][k] for run in runs) for k in runs[0]["counts"]}
-    return {"rows": rows, "wall_s": wall, "peak_rss": peak, "stages": stages, "counts": counts,
-            "engine": runs[0]["engine"]}  # fmt: skip
+def _round_rates(runs: list[dict[str, Any]], chunks: list[list[str]]) -> list[float | None]:
+    return [len(chunk) / run["wall_s"] if run["wall_s"] > 0 else None for run, chunk in zip(runs, chunks)]
 
 
-def run_pipeline_bench(paths: list[Path], model: Path, *, onnx_model: Path | None = None, plan: str = "uniform:32",
-                       workers: int = 0, batch_size: int = 32, skip_reference: bool = False, rounds: int = 1,
-                       device: str = "cpu", decoder: str = "auto", detector_max_side: int | None = 640,
-                       detect_every: int = 1, progress: Any = None) -> dict[str, Any]:  # fmt: skip
-    """Run both pipelines on ``paths`` and return the result dict (JSON-serialisable).
-
-    Args:
-        paths: video files.
-        model: a checkpoint (the reference always runs it with the torch engine).
-        onnx_model: the same model exported to ONNX for our pipeline (default: ``model`` itself).
-        plan: sampling plan for both.
-        workers: decode processes of our pipeline (0: automatic).
-        skip_reference: only our pipeline (quick checks).
-        device, decoder: where our pipeline runs ("cuda" + "auto" = DALI/NVDEC when installed); the reference runs
-            torch eager on the same device with PyAV decoding every frame.
-        detector_max_side: our detector's input long side (the reference always detects at full resolution).
-        detect_every: our detector on every K-th sampled frame (``faces.sparse_detect``; the reference: every one).
-        rounds: split the videos into this many chunks and run the two pipelines alternately on each chunk
-            (ours first in odd rounds, the reference first in even ones), so that a shared machine's changing load
-            falls on both alike. Times are summed over the rounds; each round loads its models afresh (untimed).
-    """
-    from lib_deepfake.bench.machine import device_slug, machine_info
-    from lib_deepfake.pipeline.config import ScanConfig
-
-    keys = [str(p) for p in paths]
-    ours_model = onnx_model or model
-    cfg = ScanConfig(model=ours_model, plan=plan, workers=workers, batch_size=batch_size, report=False, device=device,
-                     decoder=decoder, detector_max_side=detector_max_side, detect_every=detect_every)  # fmt: skip
-    say = progress or (lambda msg: None)
-    rounds = max(1, min(int(rounds), len(keys)))
-    chunks = [keys[i::rounds] for i in range(rounds)]
-    ours_runs: list[dict[str, Any]] = []
-    ref_runs: list[dict[str, Any]] = []
-    load_before = machine_info(device).get("load_average")
-    for i, chunk in enumerate(chunks):
-        order = ["ours", "reference"] if i % 2 == 0 else ["reference", "ours"]
-        for kind in order:
-            if kind == "reference" and skip_reference:
-                continue
-            say(f"round {i + 1}/{rounds}: {kind} on {len(chunk)} videos")
-            (ours_runs if kind == "ours" else ref_runs).append(_run_isolated(kind, chunk, cfg, Path(model)))
-    ours = _merge(ours_runs, "ours")
-    t = ours["totals"]
-    machine = machine_info(device)
-    machine["load_average_at_start"] = load_before
-    result: dict[str, Any] = {
-        "benchmark": "pipeline",
-        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": machine,
-        "inputs": {
-            "videos": len(keys),
-            "files": [Path(k).name for k in keys],
-            "plan": plan,
-            "rounds": rounds,
-            "detector_max_side": detector_max_side,
-            "detect_every": detect_every,
-            "model": str(model),
-            "ours_model": str(ours_model),
-        },  # fmt: skip
-        "ours": {
-            "engine": ours["resolved"].get("engine_label"),
-            "resolved": ours["resolved"],
-            **_rates(t["videos"], t["frames"], t["faces"], ours["wall_s"]),
-            "stages_s": {k: round(t[k], 3) for k in ("decode_s", "detect_s", "crop_s", "classify_s", "wait_s")},
-            "stage_note": "decode_s is summed worker time and overlaps the main-process stages",
-            "frames_detected": t["frames_detected"],
-            "frames_interpolated": t["frames_interpolated"],
-            # Frames delivered per second of decoder time (one worker or DALI thread); compare with NVDEC's
-            # ~1,000-1,500 fps per GPU for full decodes (docs anchors, section 2a) on a GPU.
-            "decode_fps_per_worker": round(t["frames"] / t["decode_s"], 2) if t["decode_s"] else None,
-            "peak_rss": ours["peak_rss"],
-            "peak_rss_total_mib_upper_bound": round(
-                ours["peak_rss"]["main_mib"] + cfg.resolved_workers() * ours["peak_rss"]["largest_child_mib"], 1
-            ),  # fmt: skip
-            "status": _status_counts(ours["rows"]),
-        },
-    }
-    if ref_runs:
-        ref = _merge(ref_runs, "reference")
-        c = ref["counts"]
-        result["reference"] = {
-            "engine": ref["engine"],
-            **_rates(c["videos"], c["frames"], c["faces"], ref["wall_s"]),
-            "frames_decoded": c["frames_decoded"],
-            "decode_fps": round(c["frames_decoded"] / ref["stages"]["decode_s"], 2)
-            if ref["stages"]["decode_s"]
-            else None,
-            "stages_s": {k: round(v, 3) for k, v in ref["stages"].items()},
-            "peak_rss": ref["peak_rss"],
-            "status": _status_counts(ref["rows"]),
-        }
-        result["speedup_videos_per_s"] = round(result["ours"]["videos_per_s"] / result["reference"]["videos_per_s"], 3)
-        ref_scores = {r["path"]: r["score"] for r in ref["rows"]}
-        diffs = [abs(r["score"] - ref_scores[r["path"]]) for r in ours["rows"]
-                 if r["score"] is not None and ref_scores.get(r["path"]) is not None]  # fmt: skip
-        result["score_agreement"] = {"videos_compared": len(diffs),
-                                     "max_abs_diff": round(max(diffs), 5) if diffs else None,
-                                     "mean_abs_diff": round(float(np.mean(diffs)), 5) if diffs else None}  # fmt: skip
-    result["device_slug"] = device_slug(result["machine"], device)
-    return result
+def _peak(runs: list[dict[str, Any]]) -> dict[str, float]:
+    return {k: max(run["peak_rss"][k] for run in runs) for k in ("main_mib", "largest_child_mib")}
 
 
 def _status_counts(rows: list[dict[str, Any]]) -> dict[str, int]:
@@ -333,45 +173,171 @@ def _status_counts(rows: list[dict[str, Any]]) -> dict[str, int]:
     return out
 
 
-def format_markdown(result: dict[str, Any]) -> str:
-    m = result["machine"]
-    lines = [f"# Pipeline benchmark: {result['inputs']['videos']} videos, plan {result['inputs']['plan']}", "",
-             f"Machine: {m.get('cpu')}, {m.get('cpu_cores')} cores usable, load average at start "
-             f"{m.get('load_average_at_start')} and end {m.get('load_average')} (a shared machine); finished "
-             f"{result['when']}; {result['inputs'].get('rounds', 1)} interleaved round(s).", "",
-             "| pipeline | engine | videos/s | frames/s | faces/s | wall s | decode s | detect s | crop s | classify s "
-             "| peak RSS MiB (main / largest decode worker) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
-    for key in ("ours", "reference"):
-        r = result.get(key)
-        if not r:
-            continue
-        s = r["stages_s"]
-        lines.append(f"| {key} | {r['engine']} | {r['videos_per_s']} | {r['frames_per_s']} | {r['faces_per_s']} | "
-                     f"{r['wall_s']} | {s['decode_s']} | {s['detect_s']} | {s['crop_s']} | {s['classify_s']} | "
-                     f"{r['peak_rss']['main_mib']} / {r['peak_rss']['largest_child_mib']} |")  # fmt: skip
-    ours = result.get("ours", {})
-    ref = result.get("reference", {})
-    if ours.get("decode_fps_per_worker"):
-        lines += ["", f"Decode rate: ours {ours['decode_fps_per_worker']} sampled frames per decoder-second (per "
-                  "worker or DALI thread; NVDEC full-decode anchor on H100: ~1,000-1,500 fps)"
-                  + (f"; reference {ref['decode_fps']} frames/s decoding every frame." if ref.get("decode_fps")
-                     else ".")]  # fmt: skip
-    if ours.get("peak_rss_total_mib_upper_bound"):
-        lines += ["", f"Peak memory of our pipeline (main + workers x largest decode worker, an upper bound): "
-                  f"{ours['peak_rss_total_mib_upper_bound']} MiB."]  # fmt: skip
-    if "speedup_videos_per_s" in result:
-        lines += ["", f"Speed-up (videos/s, ours / reference): **{result['speedup_videos_per_s']}x**; "
-                  f"score agreement: {result['score_agreement']}."]  # fmt: skip
-    side = result["inputs"].get("detector_max_side", 640)
-    every = result["inputs"].get("detect_every", 1)
-    sparse = "" if every == 1 else (
-        f" on every {every}th sampled frame ({ours.get('frames_detected')} frames detected, "
-        f"{ours.get('frames_interpolated')} interpolated)")  # fmt: skip
-    crops = ours.get("resolved", {}).get("crop_backend")
-    lines += ["", "Ours: sparse decode in worker processes (decode s = summed worker time, overlapped), detector at "
-              f"{f'{side} px long side' if side else 'full resolution'}{sparse}, batches across videos"
-              f"{f', crops: {crops}' if crops else ''}. Reference: every "
-              "frame decoded and converted, detector at full resolution one frame at a time, torch FP32 eager, one "
-              "video at a time."]  # fmt: skip
-    return "\n".join(lines) + "\n"
+def decoded_frames_per_video(paths: list[str], plan: str, decoder: str) -> float | None:
+    """Frames our decoder decodes per video for ``plan`` (untimed pass); None for a decoder that does not say."""
+    if decoder != "pyav":
+        return None  # DALI does not report the frames it decodes to reach the wanted ones
+    from lib_deepfake.video import open_video
+
+    total = 0
+    for path in paths:
+        with open_video(path, decoder="pyav") as src:
+            total += src.read(plan).stats.frames_decoded
+    return round(total / len(paths), 2) if paths else None
+
+
+def _ours_summary(row: OursRow, runs: list[dict[str, Any]], config: Any, decoded: float | None) -> dict[str, Any]:
+    from lib_deepfake.bench.protocol import spread
+
+    t = {k: sum(run["totals"][k] for run in runs) for k in _TOTAL_KEYS}
+    wall = sum(run["wall_s"] for run in runs)
+    peak = _peak(runs)
+    resolved = runs[0]["resolved"]
+    return {
+        "name": row.name,
+        "what": row.what,
+        "model": str(row.model),
+        "engine": resolved.get("engine_label"),
+        "resolved": resolved,
+        **_rates(t["videos"], t["frames"], t["faces"], wall),
+        "videos_per_s_rounds": spread([len(run["rows"]) / run["wall_s"] for run in runs if run["wall_s"] > 0]),
+        "decoded_frames_per_video": decoded,
+        "stages_s": {k: round(t[k], 3) for k in _STAGE_KEYS},
+        "stage_note": "decode_s is summed worker time and overlaps the main-process stages",
+        "frames_detected": t["frames_detected"],
+        "frames_interpolated": t["frames_interpolated"],
+        "decode_fps_per_worker": round(t["frames"] / t["decode_s"], 2) if t["decode_s"] else None,
+        "peak_rss": peak,
+        "peak_rss_total_mib_upper_bound": round(
+            peak["main_mib"] + config.resolved_workers() * peak["largest_child_mib"], 1
+        ),  # fmt: skip
+        "status": _status_counts([r for run in runs for r in run["rows"]]),
+    }
+
+
+def _reference_summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    stages = {k: sum(run["stages"][k] for run in runs) for k in runs[0]["stages"]}
+    c = {k: sum(run["counts"][k] for run in runs) for k in runs[0]["counts"]}
+    wall = sum(run["wall_s"] for run in runs)
+    return {
+        "name": "reference",
+        "engine": runs[0]["engine"],
+        "resolved": runs[0]["resolved"],
+        **_rates(c["videos"], c["frames"], c["faces"], wall),
+        "frames_decoded": c["frames_decoded"],
+        "decoded_frames_per_video": round(c["frames_decoded"] / c["videos"], 2) if c["videos"] else None,
+        "decode_fps": round(c["frames_decoded"] / stages["decode_s"], 2) if stages["decode_s"] else None,
+        "stages_s": {k: round(v, 3) for k, v in stages.items()},
+        "peak_rss": _peak(runs),
+        "status": _status_counts([r for run in runs for r in run["rows"]]),
+    }
+
+
+def run_pipeline_bench(paths: list[Path], model: Path, *, onnx_model: Path | None = None,
+                       best_model: Path | None = None, best_engine: str = "auto", plan: str = "uniform:32",
+                       workers: int = 0, batch_size: int = 32, skip_reference: bool = False, rounds: int = 1,
+                       device: str = "cpu", decoder: str = "auto", detector: str = "centerface",
+                       detector_max_side: int | None = None, detect_every: int = 1, labels: Path | None = None,
+                       clip_sets: list[dict[str, Any]] | None = None, protocol: Any = None,
+                       progress: Callable[[str], None] | None = None) -> dict[str, Any]:  # fmt: skip
+    """Run our rows and the reference on ``paths`` in interleaved rounds; return the result (JSON-serialisable).
+
+    Args:
+        paths: video files.
+        model: a checkpoint; the reference always runs it with the FP32 eager torch engine.
+        onnx_model: the same model as FP32 ONNX for our fp32 row (default: ``model`` itself, on torch).
+        best_model, best_engine: the fastest classifier to compare (e.g. INT8 ONNX) and its engine: the best row.
+        plan: sampling plan (uniform:N: the reference samples uniformly).
+        workers, batch_size, device, decoder, detector: our pipeline's settings (every row); ``detector`` and
+            ``device`` also the reference's.
+        skip_reference: our rows only (no ratios).
+        rounds: split the videos into this many chunks; in each round every pipeline scans the chunk, in an order
+            reversed every other round, giving one ratio per row and round (median and min-max reported).
+        detector_max_side, detect_every: the shortcut rows (:func:`plan_rows`).
+        labels: ``path,label`` CSV: every row's video AUC and accuracy.
+        clip_sets: the generated clip sets (recorded in the result).
+        protocol: a :class:`~lib_deepfake.bench.protocol.BenchProtocol` (default: the current one).
+        progress: called with one-line progress messages.
+    """
+    from lib_deepfake.bench.machine import device_slug, machine_info
+    from lib_deepfake.bench.protocol import current_protocol, interleaved, mark, ratio_stats
+    from lib_deepfake.pipeline.config import ScanConfig
+    from lib_deepfake.pipeline.results import read_labels
+
+    say = progress or (lambda msg: None)
+    keys = [str(p) for p in paths]
+    label_map = read_labels(labels) if labels is not None else None
+    ours = plan_rows(onnx_model or model, best_model=best_model, best_engine=best_engine, detect_every=detect_every,
+                     detector_max_side=detector_max_side)  # fmt: skip
+    common = {"plan": plan, "workers": workers, "batch_size": batch_size, "report": False, "device": device,
+              "decoder": decoder, "detector": detector}  # fmt: skip
+    configs = {r.name: ScanConfig(r.model, engine=r.engine, detect_every=r.detect_every, **common,
+                                  **({"detector_max_side": r.detector_max_side} if r.detector_max_side else {}))
+               for r in ours}  # fmt: skip
+    sides = [r.name for r in ours] + ([] if skip_reference else ["reference"])
+    rounds = max(1, min(int(rounds), len(keys)))
+    chunks = [keys[i::rounds] for i in range(rounds)]
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in sides}
+    started = (protocol or current_protocol()).start(say)
+    machine_before = machine_info(device).get("load_average")
+    for i, chunk in enumerate(chunks):
+        for name in interleaved(sides, i):
+            say(f"round {i + 1}/{rounds}: {name} on {len(chunk)} videos")
+            config = configs["fp32" if name == "reference" else name]
+            runs[name].append(_run_isolated("reference" if name == "reference" else "ours", chunk, config, model))
+    record = started.finish()
+    fp32 = configs["fp32"]
+    resolved_decoder = runs["fp32"][0]["resolved"]["decoder"]
+    decoded = decoded_frames_per_video(keys, plan, resolved_decoder)
+    baseline = [r for run in runs["fp32"] for r in run["rows"]]
+    rows = []
+    for row in ours:
+        summary = _ours_summary(row, runs[row.name], configs[row.name], decoded)
+        row_rows = [r for run in runs[row.name] for r in run["rows"]]
+        summary["accuracy"] = accuracy_effect(row_rows, baseline, label_map, fp32.threshold,
+                                              is_baseline=row.name == "fp32")  # fmt: skip
+        if not skip_reference:
+            summary["speedup"] = ratio_stats(_round_rates(runs[row.name], chunks),
+                                             _round_rates(runs["reference"], chunks))  # fmt: skip
+        rows.append(summary)
+    machine = machine_info(device)
+    machine["load_average_at_start"] = machine_before
+    result: dict[str, Any] = {
+        "benchmark": "pipeline",
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": machine,
+        "inputs": {
+            "videos": len(keys),
+            "files": [Path(k).name for k in keys],
+            "plan": plan,
+            "rounds": rounds,
+            "detector": detector,
+            "detector_max_side": detector_max_side,
+            "detect_every": detect_every,
+            "model": str(model),
+            "ours_model": str(onnx_model or model),
+            "best_model": str(best_model) if best_model else None,
+            "best_engine": best_engine,
+            "labels": str(labels) if labels else None,
+            "threshold": fp32.threshold,
+            "clip_sets": clip_sets or [],
+        },  # fmt: skip
+        "ours": rows[0],
+        "rows": rows,
+        "notes": []
+        if decoded is not None
+        else [
+            f"decoded frames per video not counted for the {resolved_decoder} decoder (it does not report them)"
+        ],  # fmt: skip
+    }
+    if not skip_reference:
+        ref_rows = [r for run in runs["reference"] for r in run["rows"]]
+        result["reference"] = _reference_summary(runs["reference"])
+        result["reference"]["accuracy"] = accuracy_effect(ref_rows, baseline, label_map, fp32.threshold)
+        result["speedup_videos_per_s"] = rows[0]["speedup"]["median"]
+        effect = result["reference"]["accuracy"]
+        result["score_agreement"] = {"videos_compared": effect["videos_compared"],
+                                     "max_abs_diff": effect["max_abs_score_diff"],
+                                     "mean_abs_diff": effect["mean_abs_score_diff"]}  # fmt: skip
+    result["device_slug"] = device_slug(result["machine"], device)
+    return mark(result, record)
