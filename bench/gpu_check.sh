@@ -9,10 +9,11 @@
 #    machine's CUDA build stays). onnxruntime-gpu replaces a CPU onnxruntime (both own the `onnxruntime` package).
 # 2. Makes lib_deepfake importable from this checkout without touching dependencies: nothing when it already is,
 #    else `pip install --no-deps --no-build-isolation -e .`, else PYTHONPATH=src.
-# 3. Runs the driver (python -m lib_deepfake.bench.gpu_check): env, native, pytest, engines, crops, decode, infer;
-#    each step in its own process with a time limit; results in OUT/gpu-check-<card>.json + .md, a table last.
+# 3. Runs `lib-bench gpu-check` (as python -m lib_deepfake.cli.bench gpu-check, which needs click): env, native,
+#    pytest, engines, crops, decode, infer; each step in its own process with a time limit; results in
+#    OUT/gpu-check-<card>.json + .md, a table last.
 # Exit status: 0 when no step failed (skips are fine), 1 when one did, 2 on bad usage or a broken setup.
-# docs/readme/gpu-check.md has the details, including how to prepare the wheel folder (bench/gpu_check_wheels.sh).
+# docs/gpu-check.md has the details, including how to prepare the wheel folder (bench/gpu_check_wheels.sh).
 set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -132,8 +133,9 @@ case "$where" in
     fi ;;
 esac
 say "lib_deepfake: $PROJECT"
-if ! "$PY" -c 'import lib_deepfake.bench.gpu_check' 2>>"$LOG"; then
-  echo "gpu_check.sh: cannot import lib_deepfake.bench.gpu_check with $PY (see $LOG)" >&2; exit 2
+if ! "$PY" -c 'import lib_deepfake.cli.bench, lib_deepfake.cli.bench_gpu_check' 2>>"$LOG"; then
+  echo "gpu_check.sh: cannot import lib-bench gpu-check with $PY (click missing? add it to --wheels; see $LOG)" >&2
+  exit 2
 fi
 
 # --- install.json: what this script did, picked up by the report ------------------------------------------------
@@ -150,4 +152,4 @@ EOF
 # --- 3. the checks ------------------------------------------------------------------------------------------------
 ARGS=(--out "$OUT")
 [ "$DRY" = 1 ] && ARGS+=(--dry-run)
-exec "$PY" -m lib_deepfake.bench.gpu_check "${ARGS[@]}" "${DRIVER_ARGS[@]}"
+exec "$PY" -m lib_deepfake.cli.bench gpu-check "${ARGS[@]}" "${DRIVER_ARGS[@]}"

@@ -27,7 +27,7 @@ while [ $# -gt 0 ]; do
     --python-version) PYV="$2"; shift 2 ;;
     --split-size) SPLIT="$2"; shift 2 ;;
     --split-only) DOWNLOAD=0; shift ;;
-    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) echo "unknown option $1" >&2; exit 2 ;;
     *) if [ -z "$DIR" ]; then DIR="$1"; else GROUPS_+=("$1"); fi; shift ;;
   esac

@@ -1,5 +1,6 @@
 """The GPU verification kit: its dry run end to end (what CI runs so the kit cannot rot), the wheel join/verify
-logic of bench/gpu_check.sh, and the driver's parsers and bookkeeping on canned inputs."""
+logic of bench/gpu_check.sh, ``lib-bench gpu-check``, and the driver's parsers and bookkeeping on canned inputs.
+CPU only, no markers."""
 
 from __future__ import annotations
 
@@ -7,15 +8,20 @@ import dataclasses
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
 import venv
 from pathlib import Path
 
+import click
 import pytest
 
 from lib_deepfake.bench import gpu_check as gc
+from lib_deepfake.bench.gpu_check.steps.infer import compare_scores
+from lib_deepfake.bench.gpu_check.steps.marked_tests import parse_junit
+from lib_deepfake.bench.gpu_check.steps.native import drop_foreign_cmake_cache, parse_ctest
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "bench" / "gpu_check.sh"
@@ -108,8 +114,11 @@ def test_gpu_check_sh_joins_split_wheels_and_rejects_bad_checksums(tmp_path: Pat
     bad.unlink()
     # An interpreter without pip and without torch: the join and checksum logic runs, the install is reported as
     # impossible, the project falls back to PYTHONPATH, and the env step records its error instead of crashing.
+    # It has click (pure Python, no dependencies): lib-bench gpu-check needs it, and the base wheel group ships it.
     env_dir = tmp_path / "bare"
     venv.EnvBuilder(with_pip=False).create(env_dir)
+    (site,) = env_dir.glob("lib/python*/site-packages")
+    shutil.copytree(Path(click.__file__).parent, site / "click")
     out = tmp_path / "out"
     proc = subprocess.run(["bash", str(SCRIPT), "--python", str(env_dir / "bin" / "python"), "--wheels", str(wheels),
                            "--out", str(out), "--steps", "env", "--work", str(tmp_path / "work")], cwd=REPO,
@@ -150,7 +159,7 @@ The following tests FAILED:
 
 
 def test_parse_ctest_reads_passed_skipped_and_failed() -> None:
-    parsed = gc._parse_ctest(CTEST_OUTPUT)
+    parsed = parse_ctest(CTEST_OUTPUT)
     assert parsed["tests"] == {"crop.identity": "Passed", "cuda.kernel_matches_reference": "Skipped",
                                "crop.nv12_all": "Failed"}  # fmt: skip
     assert parsed["counts"] == {"Passed": 1, "Skipped": 1, "Failed": 1}
@@ -167,7 +176,7 @@ def test_parse_junit_counts_and_groups_skip_reasons(tmp_path: Path) -> None:
         '<testcase classname="tests.c" name="t5"><error message="fixture broke"/></testcase>'
         "</testsuite></testsuites>"
     )
-    res = gc._parse_junit(xml)
+    res = parse_junit(xml)
     assert (res["passed"], res["failed"], res["skipped"]) == (1, 2, 2)
     assert res["skip_reasons"] == {"needs a CUDA device (none here)": 2}
     assert res["failures"][0] == {"test": "tests.a::t2", "message": "boom more"}
@@ -198,11 +207,11 @@ def test_compare_scores_flags_missing_rows_status_changes_and_large_gaps() -> No
                     "c.mp4": {"status": "no_face", "score": None}}}  # fmt: skip
     same = {"rows": {"a.mp4": {"status": "ok", "score": 0.405}, "b.mp4": {"status": "ok", "score": 0.70},
                      "c.mp4": {"status": "no_face", "score": None}}}  # fmt: skip
-    cmp = gc._compare(ref, same, 0.01)
+    cmp = compare_scores(ref, same, 0.01)
     assert cmp["ok"] and cmp["compared"] == 2 and cmp["max_abs_score_diff"] == pytest.approx(0.005)
-    assert not gc._compare(ref, same, 0.001)["ok"]
+    assert not compare_scores(ref, same, 0.001)["ok"]
     changed = {"rows": {"a.mp4": {"status": "error", "score": None}, "b.mp4": {"status": "ok", "score": 0.7}}}
-    res = gc._compare(ref, changed, 0.01)
+    res = compare_scores(ref, changed, 0.01)
     assert (
         not res["ok"] and any("status" in p for p in res["problems"]) and any("missing" in p for p in res["problems"])
     )
@@ -242,29 +251,26 @@ def test_gpu_mode_without_cuda_stops_after_env(tmp_path: Path) -> None:
     assert Path(result["files"][0]).name.startswith("gpu-check-nogpu-")
 
 
-def test_cli_registers_gpu_check_on_a_group() -> None:
-    import click
+def test_lib_bench_gpu_check_help_and_unknown_steps() -> None:
     from click.testing import CliRunner
 
-    from lib_deepfake.cli.bench_gpu_check import register
+    from lib_deepfake.cli.bench import main
 
-    @click.group()
-    def group() -> None:
-        pass
-
-    register(group)
-    res = CliRunner().invoke(group, ["gpu-check", "--help"])
+    res = CliRunner().invoke(main, ["gpu-check", "--help"])
     assert res.exit_code == 0 and "--dry-run" in res.output
-    res = CliRunner().invoke(group, ["gpu-check", "--steps", "env,warp"])
-    assert res.exit_code != 0 and "unknown step" in res.output
+    for name in gc.STEPS:  # the step table is listed in the help
+        assert f"{name} " in res.output.split("Steps, in order:")[1]
+    for option in ("--steps", "--skip"):
+        res = CliRunner().invoke(main, ["gpu-check", option, "env,warp"])
+        assert res.exit_code == 2 and "unknown step(s) warp" in res.output
 
 
 def test_a_cmake_cache_from_another_checkout_is_dropped(tmp_path: Path) -> None:
     build = tmp_path / "build"
     (build / "CMakeFiles").mkdir(parents=True)
     (build / "CMakeCache.txt").write_text("FOO:BOOL=ON\nCMAKE_HOME_DIRECTORY:INTERNAL=/somewhere/else\n")
-    gc._drop_foreign_cmake_cache(build, REPO)
+    drop_foreign_cmake_cache(build, REPO)
     assert not (build / "CMakeCache.txt").exists() and not (build / "CMakeFiles").exists()
     (build / "CMakeCache.txt").write_text(f"CMAKE_HOME_DIRECTORY:INTERNAL={REPO}\n")
-    gc._drop_foreign_cmake_cache(build, REPO)
+    drop_foreign_cmake_cache(build, REPO)
     assert (build / "CMakeCache.txt").exists()

@@ -1,16 +1,20 @@
-"""The lib-bench CLI end to end on CPU (CliRunner): help, env, engines with JSON/markdown/PNG, usage and missing
-extra errors; and lib-export's TensorRT commands failing cleanly without TensorRT."""
+"""The lib-bench CLI end to end on CPU (CliRunner): the lazy group (help imports no command module, listed help
+matches each command), env, engines with JSON/markdown/PNG, train, ray (marker ``ray``), usage and missing extra
+errors; and lib-export's TensorRT commands failing cleanly without TensorRT."""
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import subprocess
+import sys
 
+import click
 import pytest
 from click.testing import CliRunner
 from tests.engines._artifacts import contract_onnx, tiny_checkpoint
 
-from lib_deepfake.cli.bench import main
+from lib_deepfake.cli.bench import COMMANDS, main
 from lib_deepfake.cli.export import main as export_main
 
 
@@ -27,8 +31,73 @@ def model(tmp_path_factory):
 def test_help_lists_subcommands():
     out = CliRunner().invoke(main, ["--help"])
     assert out.exit_code == 0
-    for name in ("engines", "env", "decode", "crops", "detect"):
-        assert name in out.output
+    for name in ("engines", "env", "decode", "crops", "detect", "pipeline", "ray", "train", "gpu-check"):
+        assert f"\n  {name} " in out.output
+
+
+def test_group_help_imports_no_command_module():
+    code = (
+        "import sys\nfrom lib_deepfake.cli.bench import COMMANDS, main\n"
+        "try:\n    main.main(['--help'], prog_name='lib-bench')\nexcept SystemExit as exc:\n    assert not exc.code\n"
+        "loaded = sorted({c.target.split(':')[0] for c in COMMANDS.values()} & set(sys.modules))\n"
+        "print('LOADED', loaded)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "LOADED []" in out and "gpu-check" in out
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_each_command_loads_and_its_listed_help_is_its_own(name):
+    command = main.get_command(click.Context(main), name)
+    assert command is not None and command.name == name
+    assert command.get_short_help_str(10_000) == COMMANDS[name].short_help
+    res = CliRunner().invoke(main, [name, "--help"], prog_name="lib-bench")
+    assert res.exit_code == 0 and f"Usage: lib-bench {name}" in res.output
+
+
+def test_runs_as_a_module():
+    res = subprocess.run([sys.executable, "-m", "lib_deepfake.cli.bench", "train", "--help"], capture_output=True,
+                         text=True)  # fmt: skip
+    assert res.returncode == 0 and "Usage: lib-bench train" in res.stdout
+
+
+def test_train_writes_json_and_markdown(tmp_path):
+    stem = tmp_path / "results" / "train-cpu-test"
+    res = CliRunner().invoke(main, ["train", "--backbone", "mobilenet", "--num-libs", "2", "--width-mult", "0.25",
+                                    "--size", "32", "--batch-size", "2", "--warmup", "0", "--iters", "2",
+                                    "--threads", "1", "--machine", "ci box", "--out", str(stem), "-q"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    data = json.loads(stem.with_suffix(".json").read_text())
+    assert json.loads(res.stdout) == data
+    assert data["config"]["batch_size"] == 2 and data["config"]["iters"] == 2 and data["images_per_s"] > 0
+    assert data["environment"]["machine"] == "ci box" and data["step_ms"]["p90"] >= data["step_ms"]["p50"] > 0
+    md = stem.with_suffix(".md").read_text()
+    assert md.startswith("# Training-step throughput (cpu, ci box)") and "| mobilenet | 2 | 0.25 | 32 | 2 |" in md
+
+
+@pytest.mark.ray
+def test_ray_writes_json_and_markdown(tmp_path):
+    out = tmp_path / "results"
+    res = CliRunner().invoke(main, ["ray", "--videos", "2", "--frames", "4", "--frame-size", "96x80", "--plan",
+                                    "uniform:2", "--size", "32", "--width", "0.25", "--workers", "1",
+                                    "--cpus-per-worker", "1", "--threads", "1", "--object-store-mb", "100",
+                                    "--out", str(out), "--tag", "t", "-q"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    (result,) = out.glob("ray-*-t.json")
+    data = json.loads(result.read_text())
+    assert set(json.loads(res.stdout)) == {"local", "ray", "agreement"}
+    assert (
+        data["settings"]["videos"] == 2 and data["settings"]["frame_size"] == "96x80" and "out" not in data["settings"]
+    )
+    assert data["agreement"]["same_status"] is True
+    assert result.with_suffix(".md").read_text().startswith("### Ray scan vs local scan on ")
+
+
+def test_bad_sizes_are_usage_errors(tmp_path):
+    res = CliRunner().invoke(main, ["ray", "--frame-size", "big", "--out", str(tmp_path)])
+    assert res.exit_code == 2 and "expected WxH" in res.output
+    res = CliRunner().invoke(main, ["train", "--iters", "0", "--out", str(tmp_path / "x")])
+    assert res.exit_code == 2
 
 
 def test_env_text_and_json():

@@ -75,14 +75,14 @@ def test_trt_unavailable_names_extra():
 
 
 def test_cli_engine_names_match_table():
-    from lib_deepfake.cli import bench
+    from lib_deepfake.cli import bench_engines
 
-    assert list(bench._ENGINE_NAMES) == list_engines()
+    assert list(bench_engines.ENGINE_NAMES) == list_engines()
 
 
 def test_imports_stay_light():
     code = (
-        "import sys, lib_deepfake.engines, lib_deepfake.engines.registry, lib_deepfake.cli.bench, "
+        "import sys, lib_deepfake.engines, lib_deepfake.engines.registry, lib_deepfake.cli.bench_engines, "
         "lib_deepfake.cli.export_trt, lib_deepfake.engines.trt_engine, lib_deepfake.engines.ort_engine, "
         "lib_deepfake.export.trt_build, lib_deepfake.export.verify, lib_deepfake.bench.runner\n"
         "heavy = [m for m in ('onnxruntime', 'tensorrt', 'nvidia.dali', 'onnx', 'matplotlib') if m in sys.modules]\n"

@@ -1,4 +1,5 @@
-"""``lib-bench pipeline``: registered on the lib-bench group by :func:`register` (imports nothing heavy)."""
+"""``lib-bench pipeline``: the lib-infer pipeline against the PyTorch reference pipeline, same videos, same run.
+Imports click only; the benchmark is imported when the command runs."""
 
 from __future__ import annotations
 
@@ -6,12 +7,8 @@ from pathlib import Path
 
 import click
 
+from lib_deepfake.cli.bench_options import emit
 from lib_deepfake.cli.common import CONTEXT_SETTINGS, handle_errors, verbosity_options
-
-
-def register(group: click.Group) -> None:
-    """Add the ``pipeline`` command to ``group`` (the lib-bench click group)."""
-    group.add_command(pipeline_cmd)
 
 
 @click.command("pipeline", context_settings=CONTEXT_SETTINGS)
@@ -84,7 +81,6 @@ def pipeline_cmd(inputs: tuple[str, ...], model: Path, onnx_model: Path | None, 
     """Videos/s, frames/s, faces/s and time per stage of the lib-infer pipeline and of the PyTorch reference
     pipeline (every frame decoded, full-resolution detection, FP32 eager, one video at a time), same run, with the
     speed-up."""
-    from lib_deepfake.atomic import write_json_atomic
     from lib_deepfake.bench.pipeline import format_markdown, make_bench_clips, run_pipeline_bench
     from lib_deepfake.pipeline.inputs import discover
 
@@ -104,9 +100,4 @@ def pipeline_cmd(inputs: tuple[str, ...], model: Path, onnx_model: Path | None, 
                                 batch_size=batch_size, skip_reference=skip_reference, rounds=rounds, device=device,
                                 decoder=decoder, detector_max_side=detector_max_side or None,
                                 detect_every=detect_every, progress=say)  # fmt: skip
-    text = format_markdown(result)
-    if json_out is not None:
-        write_json_atomic(json_out, result)
-        json_out.with_suffix(".md").write_text(text, encoding="utf-8")
-        click.echo(f"wrote {json_out}", err=True)
-    click.echo(text)
+    emit(result, json_out, format_markdown)

@@ -1,10 +1,10 @@
 """Ray scan vs local scan on one machine: wall time, start-up overhead, per-video rate, and row agreement.
 
-Run (CPU here, or a GPU machine with ``--device cuda``)::
+Run through ``lib-bench ray`` (CPU here, or a GPU machine with ``--device cuda``)::
 
-    python -m lib_deepfake.scale.bench --videos 16 --out bench/results
-    python -m lib_deepfake.scale.bench --videos 64 --device cuda --workers 1 --backbone resnet34 --size 224 \\
-        --allow-cpu-fallback --out bench/results
+    lib-bench ray --videos 16 --out bench/results
+    lib-bench ray --videos 64 --device cuda --workers 1 --backbone resnet34 --size 224 --allow-cpu-fallback \\
+        --out bench/results
 
 It writes a synthetic corpus (public-domain portraits drifting over a grey background, PyAV/libx264), a random
 calibrated LIB checkpoint (``--backbone``/``--size``/``--width``), scans the corpus once with
@@ -15,16 +15,48 @@ largest score difference between the two scans, to ``ray-<device>.json`` and ``.
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 import os
 import tempfile
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RayBenchConfig:
+    """Settings of a Ray-vs-local run (``lib-bench ray``'s options; recorded as ``settings`` in the result).
+
+    Attributes:
+        videos, frames, frame_size: the synthetic corpus (clip count, frames per clip, ``WxH``).
+        plan, detector, batch_size, device, threads, decode_workers, allow_cpu_fallback: the scan (both drivers).
+        backbone, size, width: the random calibrated LIB checkpoint.
+        workers, cpus_per_worker, gpus_per_worker, videos_per_call, object_store_mb: the Ray side (None: its default).
+        tag: suffix of the result file names.
+    """
+
+    videos: int = 16
+    frames: int = 60
+    frame_size: str = "320x240"
+    plan: str = "uniform:16"
+    detector: str = "centerface"
+    backbone: str = "mobilenet"
+    size: int = 64
+    width: float = 0.5
+    batch_size: int = 32
+    device: str = "cpu"
+    threads: int | None = None
+    decode_workers: int = 0
+    workers: int | None = None
+    cpus_per_worker: float | None = None
+    gpus_per_worker: float | None = None
+    object_store_mb: int = 512
+    allow_cpu_fallback: bool = False
+    tag: str = ""
+    videos_per_call: int | None = None
 
 
 def _portrait_clip(path: Path, frames: int, size: tuple[int, int], seed: int) -> Path:
@@ -51,7 +83,10 @@ def _portrait_clip(path: Path, frames: int, size: tuple[int, int], seed: int) ->
     return write_clip(path, frames=frames, size=size, content=content, gop=30)
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
+def run_ray_bench(cfg: RayBenchConfig, out: Path) -> dict[str, Any]:
+    """Write the corpus and model to a temporary folder, scan it locally and with Ray, and write
+    ``ray-<device>[-tag].json`` and ``.md`` into ``out``; returns the result."""
+    from lib_deepfake.atomic import atomic_open, write_json_atomic
     from lib_deepfake.bench.machine import device_slug, machine_info
     from lib_deepfake.model.testing import write_test_checkpoint
     from lib_deepfake.pipeline.config import ScanConfig
@@ -60,15 +95,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from lib_deepfake.scale.ray_scan import connect, scan_with_ray
 
     tmp = Path(tempfile.mkdtemp(prefix="lib-ray-bench-"))
-    w, h = (int(x) for x in args.frame_size.split("x"))
+    w, h = (int(x) for x in cfg.frame_size.split("x"))
     t0 = time.perf_counter()
-    for i in range(args.videos):
-        _portrait_clip(tmp / "videos" / f"v{i:04d}.mp4", args.frames, (w, h), i)
+    for i in range(cfg.videos):
+        _portrait_clip(tmp / "videos" / f"v{i:04d}.mp4", cfg.frames, (w, h), i)
     corpus_s = time.perf_counter() - t0
-    model = write_test_checkpoint(tmp / "model.pth", backbone=args.backbone, size=args.size, width_mult=args.width)
-    config = ScanConfig(model=model, device=args.device, plan=args.plan, detector=args.detector, threads=args.threads,
-                        workers=args.decode_workers, allow_cpu_fallback=args.allow_cpu_fallback, thumbnails=1,
-                        batch_size=args.batch_size)  # fmt: skip
+    model = write_test_checkpoint(tmp / "model.pth", backbone=cfg.backbone, size=cfg.size, width_mult=cfg.width)
+    config = ScanConfig(model=model, device=cfg.device, plan=cfg.plan, detector=cfg.detector, threads=cfg.threads,
+                        workers=cfg.decode_workers, allow_cpu_fallback=cfg.allow_cpu_fallback, thumbnails=1,
+                        batch_size=cfg.batch_size)  # fmt: skip
     local_first: list[float] = []
 
     def on_local(row: dict[str, Any], done: int, total: int) -> None:
@@ -81,7 +116,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     local_first_s = local_first[0] - t0 if local_first else None
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     t0 = time.perf_counter()
-    conn = connect("local", object_store_memory=args.object_store_mb << 20)
+    conn = connect("local", object_store_memory=cfg.object_store_mb << 20)
     init_s = time.perf_counter() - t0
     first: list[float] = []
 
@@ -91,9 +126,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     t0 = time.perf_counter()
     try:
-        ray_summary = scan_with_ray(config, [tmp / "videos"], tmp / "ray", address="local", workers=args.workers,
-                                    cpus_per_worker=args.cpus_per_worker, gpus_per_worker=args.gpus_per_worker,
-                                    videos_per_call=args.videos_per_call, on_outcome=on_outcome)  # fmt: skip
+        ray_summary = scan_with_ray(config, [tmp / "videos"], tmp / "ray", address="local", workers=cfg.workers,
+                                    cpus_per_worker=cfg.cpus_per_worker, gpus_per_worker=cfg.gpus_per_worker,
+                                    videos_per_call=cfg.videos_per_call, on_outcome=on_outcome)  # fmt: skip
         ray_s = time.perf_counter() - t0
     finally:
         conn.close()
@@ -103,22 +138,22 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
              if r["status"] == "ok" and ray_rows.get(p, {}).get("status") == "ok"]  # fmt: skip
     same_status = all(ray_rows.get(p, {}).get("status") == r["status"] for p, r in loc_rows.items())
     first_row_s = (first[0] - t0) if first else None
-    machine = machine_info(args.device)
+    machine = machine_info(cfg.device)
     result = {
         "benchmark": "ray-vs-local",
         "machine": machine,
-        "settings": {k: v for k, v in vars(args).items() if k != "out"},
+        "settings": asdict(cfg),
         "corpus": {
-            "videos": args.videos,
-            "frames": args.frames,
-            "frame_size": args.frame_size,
+            "videos": cfg.videos,
+            "frames": cfg.frames,
+            "frame_size": cfg.frame_size,
             "write_s": round(corpus_s, 2),
         },  # fmt: skip
         "local": {
             "wall_s": round(local_s, 2),
-            "videos_per_s": round(args.videos / local_s, 3),
+            "videos_per_s": round(cfg.videos / local_s, 3),
             "first_row_s": round(local_first_s, 2) if local_first_s is not None else None,
-            "steady_videos_per_s": _steady(args.videos, local_s, local_first_s),
+            "steady_videos_per_s": _steady(cfg.videos, local_s, local_first_s),
             "status": local["status"],
             "stages": local.get("stages"),
         },  # fmt: skip
@@ -126,8 +161,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "init_s": round(init_s, 2),
             "wall_s": round(ray_s, 2),
             "first_row_s": round(first_row_s, 2) if first_row_s is not None else None,
-            "steady_videos_per_s": _steady(args.videos, ray_s, first_row_s),
-            "videos_per_s": round(args.videos / ray_s, 3),
+            "steady_videos_per_s": _steady(cfg.videos, ray_s, first_row_s),
+            "videos_per_s": round(cfg.videos / ray_s, 3),
             "plan": ray_summary["ray"].get("plan"),
             "stages": ray_summary.get("stages"),
             "status": ray_summary["status"],
@@ -138,11 +173,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "max_abs_score_diff": max(diffs) if diffs else None,
         },  # fmt: skip
     }
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    name = f"ray-{device_slug(machine, args.device)}" + (f"-{args.tag}" if args.tag else "")
-    (out / f"{name}.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
-    (out / f"{name}.md").write_text(_markdown(result))
+    name = f"ray-{device_slug(machine, cfg.device)}" + (f"-{cfg.tag}" if cfg.tag else "")
+    write_json_atomic(out / f"{name}.json", result)
+    with atomic_open(out / f"{name}.md") as fh:
+        fh.write(format_markdown(result))
     logger.info("wrote %s", out / f"{name}.md")
     return result
 
@@ -157,7 +191,8 @@ def _steady(videos: int, wall_s: float, first_row_s: float | None) -> float | No
     return round((videos - 1) / (wall_s - first_row_s), 3)
 
 
-def _markdown(r: dict[str, Any]) -> str:
+def format_markdown(r: dict[str, Any]) -> str:
+    """The result as a markdown section naming the machine."""
     m, s, loc, ray, ag = r["machine"], r["settings"], r["local"], r["ray"], r["agreement"]
     gpu = m.get("gpu") or {}
     dev = f"{gpu.get('name')}" if s["device"].startswith("cuda") and gpu else f"{m['cpu']} ({m['cpu_cores']} cores)"
@@ -184,35 +219,3 @@ def _markdown(r: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--videos", type=int, default=16)
-    p.add_argument("--frames", type=int, default=60)
-    p.add_argument("--frame-size", default="320x240")
-    p.add_argument("--plan", default="uniform:16")
-    p.add_argument("--detector", default="centerface")
-    p.add_argument("--backbone", default="mobilenet")
-    p.add_argument("--size", type=int, default=64)
-    p.add_argument("--width", type=float, default=0.5)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--decode-workers", type=int, default=0)
-    p.add_argument("--workers", type=int, default=None, help="Ray actors")
-    p.add_argument("--cpus-per-worker", type=float, default=None)
-    p.add_argument("--gpus-per-worker", type=float, default=None)
-    p.add_argument("--object-store-mb", type=int, default=512)
-    p.add_argument("--allow-cpu-fallback", action="store_true")
-    p.add_argument("--out", default="bench/results")
-    p.add_argument("--tag", default="", help="suffix of the result file names")
-    p.add_argument("--videos-per-call", type=int, default=None)
-    args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    res = run(args)
-    print(json.dumps({k: res[k] for k in ("local", "ray", "agreement")}, indent=1, default=str))
-
-
-if __name__ == "__main__":
-    main()

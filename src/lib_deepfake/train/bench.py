@@ -1,4 +1,4 @@
-"""Training-step throughput: ``python -m lib_deepfake.train.bench --out bench/results/train-cpu-NAME``.
+"""Training-step throughput: ``lib-bench train --out bench/results/train-cpu-NAME``.
 
 Times the whole default-recipe step (uint8 faces -> normalise -> mixup -> forward -> LIB losses -> auto balance ->
 backward -> AdamW step) on random faces already on the device, so it measures compute, not the data loader (the
@@ -8,11 +8,8 @@ after warm-up; p50/p90 step time and images/s; the environment is recorded.
 
 from __future__ import annotations
 
-import argparse
-import json
 import platform
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -117,42 +114,14 @@ def bench_train_step(
     return result
 
 
-def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--backbone", default="mobilenet")
-    p.add_argument("--num-libs", type=int, default=2)
-    p.add_argument("--width-mult", type=float, default=0.5)
-    p.add_argument("--size", type=int, default=64)
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--amp", default="auto", choices=["auto", "bf16", "fp16", "off"])
-    p.add_argument("--channels-last", action="store_true")
-    p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--warmup", type=int, default=3)
-    p.add_argument("--iters", type=int, default=10)
-    p.add_argument("--machine", default="", help="Free text naming the machine, stored in the result.")
-    p.add_argument("--out", type=Path, required=True, help="Output stem: writes STEM.json and STEM.md.")
-    a = p.parse_args(argv)
-    if a.threads:
-        torch.set_num_threads(a.threads)
-    torch.manual_seed(0)
-    r = bench_train_step(backbone=a.backbone, num_libs=a.num_libs, width_mult=a.width_mult, size=a.size,
-                         batch_size=a.batch_size, device=a.device, amp=a.amp, channels_last=a.channels_last,
-                         warmup=a.warmup, iters=a.iters)  # fmt: skip
-    r["environment"]["machine"] = a.machine
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.with_suffix(".json").write_text(json.dumps(r, indent=2) + "\n")
+def format_markdown(r: dict[str, Any]) -> str:
+    """The result of :func:`bench_train_step` as a one-row markdown table naming the device and the machine."""
     c = r["config"]
-    md = (
-        f"# Training-step throughput ({c['device']}, {a.machine or 'unnamed machine'})\n\n"
+    machine = r["environment"].get("machine") or "unnamed machine"
+    return (
+        f"# Training-step throughput ({c['device']}, {machine})\n\n"
         "| backbone | LIBs | width | size | batch | amp | threads | step p50 ms | step p90 ms | images/s |\n"
         "|---|---|---|---|---|---|---|---|---|---|\n"
         f"| {c['backbone']} | {c['num_libs']} | {c['width_mult']} | {c['size']} | {c['batch_size']} | {c['amp']} | "
         f"{c['threads']} | {r['step_ms']['p50']:.1f} | {r['step_ms']['p90']:.1f} | {r['images_per_s']:.1f} |\n"
     )
-    a.out.with_suffix(".md").write_text(md)
-    print(json.dumps(r, indent=2))
-
-
-if __name__ == "__main__":
-    main()
