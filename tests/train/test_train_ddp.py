@@ -75,7 +75,7 @@ def _worker(rank: int, world: int, port: int, root: str, out: str) -> None:
 
 @pytest.mark.slow
 def test_two_process_gloo_training(tmp_path):
-    from lib_deepfake.train.fit import evaluate_checkpoint
+    from lib_deepfake.train.evaluate import evaluate_checkpoint
     from tests.train.synthetic import make_dataset
 
     root = make_dataset(tmp_path / "ds", videos={"train": 4, "val": 3, "test": 1}, frames=5, size=32)

@@ -284,7 +284,7 @@ def _eval_only(opts: dict[str, Any], datasets: tuple[str, ...], hooks: Any) -> N
         import torch
 
         torch.set_num_threads(opts["threads"])
-    from lib_deepfake.train.fit import evaluate_checkpoint
+    from lib_deepfake.train.evaluate import evaluate_checkpoint
 
     frames = opts["eval_frames_per_video"]
     if frames is None:

@@ -1,4 +1,5 @@
-"""One training epoch and one evaluation pass. Orchestration (checkpoints, logs, resume) is in ``fit.py``."""
+"""One training epoch and one evaluation pass. Orchestration is in ``fit.py`` (resume: ``run_state.py``, logs:
+``run_log.py``)."""
 
 from __future__ import annotations
 
