@@ -38,6 +38,7 @@ def test_synth_videos_sbi_round_trip(tmp_path):
     assert "4 done, 0 skipped, 0 failed" in r.output
     summary = json.loads((tmp_path / "ds" / "demo" / "prep_summary.json").read_text())
     assert summary["workers"] == 2 and summary["detection_rate"] >= 0.95
+    assert summary["provenance"]["synthetic"] is True  # a `lib-prep synth` corpus: models trained on it are demos
     r = runner.invoke(main, ["sbi", "--root", str(tmp_path / "ds"), "--dataset", "demo", "--splits", "train"])
     assert r.exit_code == 0, r.output
     assert (tmp_path / "ds" / "demo_sbi" / "train_fake.txt").read_text().count("\n") == 2
