@@ -92,7 +92,8 @@ def run_ray_bench(cfg: RayBenchConfig, out: Path) -> dict[str, Any]:
     from lib_deepfake.pipeline.config import ScanConfig
     from lib_deepfake.pipeline.results import RESULTS_JSONL, read_jsonl
     from lib_deepfake.pipeline.run import run_scan
-    from lib_deepfake.scale.ray_scan import connect, scan_with_ray
+    from lib_deepfake.scale.ray_connection import connect
+    from lib_deepfake.scale.ray_scan import scan_with_ray
 
     tmp = Path(tempfile.mkdtemp(prefix="lib-ray-bench-"))
     w, h = (int(x) for x in cfg.frame_size.split("x"))
