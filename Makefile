@@ -13,7 +13,7 @@ DEVICE ?= cpu
 DEMO_OUT ?= demo-out
 # CPU machines get the CPU wheel of torch (an unpinned torch pulls a multi-GB CUDA build); GPU machines keep theirs.
 TORCH_SPEC ?= $(shell if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then echo torch; else echo torch==2.13.0; fi)
-EXTRAS ?= cpu,export,train,faces,bench,dev,ray,dali
+EXTRAS ?= cpu,export,train,faces,bench,dev,ray,dali,openvino-int8
 NATIVE_BUILD ?= build/native
 NATIVE_ASAN ?= build/native-asan
 

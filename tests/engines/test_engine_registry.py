@@ -14,12 +14,14 @@ from lib_deepfake.errors import LibDeepfakeError
 
 
 def test_table_names_and_suffixes():
-    assert list_engines() == ["torch", "onnxrt", "trt"]
-    assert suffix_table() == {".pth": "torch", ".pt": "torch", ".onnx": "onnxrt", ".plan": "trt", ".engine": "trt"}
+    assert list_engines() == ["torch", "onnxrt", "trt", "openvino", "aoti"]
+    assert suffix_table() == {".pth": "torch", ".pt": "torch", ".onnx": "onnxrt", ".plan": "trt", ".engine": "trt",
+                              ".xml": "openvino", ".pt2": "aoti"}  # fmt: skip
 
 
 # ids avoid the bare word "trt": tests/conftest.py skips items whose keywords include a marker name.
-@pytest.mark.parametrize("name", ["torch", "onnxrt", "trt"], ids=["engine-torch", "engine-onnxrt", "engine-tensorrt"])
+@pytest.mark.parametrize("name", ["torch", "onnxrt", "trt", "openvino", "aoti"],
+                         ids=["engine-torch", "engine-onnxrt", "engine-tensorrt", "engine-openvino", "engine-aoti"])
 def test_class_agrees_with_table(name):
     cls = engine_class(name)
     assert cls.name == name
@@ -27,7 +29,8 @@ def test_class_agrees_with_table(name):
 
 
 @pytest.mark.parametrize(("path", "name"), [("m.pth", "torch"), ("a/m.PT", "torch"), ("m.onnx", "onnxrt"),
-                                            ("m.plan", "trt"), ("m.engine", "trt")])  # fmt: skip
+                                            ("m.plan", "trt"), ("m.engine", "trt"), ("m.xml", "openvino"),
+                                            ("m.pt2", "aoti")])  # fmt: skip
 def test_engine_for_artifact(path, name):
     assert engine_for_artifact(Path(path)) == name
 

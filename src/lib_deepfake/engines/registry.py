@@ -40,6 +40,13 @@ _ENGINES: dict[str, EngineEntry] = {
     "trt": EngineEntry(
         "lib_deepfake.engines.trt_engine:TrtEngine", (".plan", ".engine"), "TensorRT runtime (serialized plans)"
     ),
+    # OpenVINO runs the contract .onnx when named explicitly (.onnx dispatches to onnxrt); .xml is its own IR.
+    "openvino": EngineEntry(
+        "lib_deepfake.engines.openvino_engine:OpenVinoEngine", (".xml",), "OpenVINO (CPU: fp32, bf16, int8)"
+    ),
+    "aoti": EngineEntry(
+        "lib_deepfake.engines.aoti_engine:AotiEngine", (".pt2",), "AOTInductor package (torch; fp16 on CUDA, fp32 CPU)"
+    ),
 }
 
 
