@@ -12,6 +12,7 @@ COMMAND_PAGES: dict[str, tuple[str, ...]] = {
     "lib-prep": ("docs/prep.md",),
     "lib-prep export-detector": ("docs/faces.md",),
     "lib-train": ("docs/train.md",),
+    "lib-eval": ("docs/eval.md",),
     "lib-export": ("docs/export.md",),
     "lib-infer": ("docs/infer.md", "docs/ray.md"),
     "lib-bench": ("docs/benchmarks.md",),
