@@ -1,6 +1,7 @@
 """lib-infer through click's CliRunner on CPU: a small scan (exit 0, outputs, auto choices printed), --resume,
-refusing to mix results, exit 1 when the output cannot be written, usage errors. Also `lib-bench pipeline --help`.
-One scan with decode worker processes; the rest fail before scanning. No markers."""
+refusing to mix results, exit 1 when the output cannot be written, usage errors; the option groups that build the
+scan's configs (names, defaults from the configs). Also `lib-bench pipeline --help`. One scan with decode worker
+processes; the rest fail before scanning. No markers."""
 
 from __future__ import annotations
 
@@ -85,6 +86,53 @@ def test_usage_errors_exit_2(setup, tmp_path):
     assert res.exit_code == 2 and "either --frames or --sampling" in res.output
     res = runner.invoke(main, [str(tmp_path / "nope"), "--model", str(setup["model"]), "--out", str(tmp_path / "o")])
     assert res.exit_code == 1 and "input not found" in res.output
+
+
+#: Every option lib-infer had before its options came from groups (names must not change).
+OPTIONS = [
+    "--model", "-m", "--engine", "--decoder", "--device", "--frames", "--sampling", "--out", "--threshold",
+    "--batch-size", "--detect-batch", "--workers", "--timeout", "--aggregate", "--min-faces", "--top-k", "--detector",
+    "--detector-model", "--detector-max-side", "--detect-every", "--interpolate-iou", "--threads", "--resume",
+    "--overwrite", "--report", "--no-report", "--faces", "--no-faces", "--labels", "--all-files", "--allow-truncated",
+    "--allow-cpu-fallback", "--ray", "--ray-workers", "--gpus-per-worker", "--cpus-per-worker", "--ray-retries",
+    "-v", "--verbose", "-q", "--quiet",
+]  # fmt: skip
+
+
+def _parse_scan_options(args: list[str]):
+    """The ScanConfig (and leftovers) that SCAN_OPTIONS builds from ``args`` on a bare command."""
+    import click
+
+    from lib_deepfake.cli.infer import SCAN_OPTIONS
+
+    got = {}
+
+    @click.command()
+    @SCAN_OPTIONS
+    def cmd(**options):
+        got["config"] = SCAN_OPTIONS.from_options(options)
+        got["left"] = options
+
+    res = CliRunner().invoke(cmd, args)
+    assert res.exit_code == 0, res.output
+    return got["config"], got["left"]
+
+
+def test_options_keep_their_names_and_take_defaults_from_the_configs(setup):
+    from lib_deepfake.pipeline.config import DecodeSettings, ScanConfig
+
+    names = sorted(o for p in main.params for o in [*p.opts, *p.secondary_opts] if o.startswith("-"))
+    assert names == sorted(OPTIONS)
+    config, left = _parse_scan_options(["--model", str(setup["model"])])
+    assert config == ScanConfig(setup["model"]) and left == {}  # every default is the config's own
+    config, _ = _parse_scan_options(["--model", str(setup["model"]), "--frames", "8", "--timeout", "30",
+                                     "--detector-max-side", "0", "--detect-batch", "4", "--allow-truncated",
+                                     "--faces", "--aggregate", "topk"])  # fmt: skip
+    assert config.decode == DecodeSettings(plan="uniform:8", timeout_s=30.0, allow_truncated=True)
+    assert config.detection.max_side is None and config.detection.batch_size == 4
+    assert config.faces_jsonl and config.aggregation == "topk"
+    config, _ = _parse_scan_options(["-m", str(setup["model"]), "--sampling", "gop:4"])
+    assert config.plan == "gop:4"
 
 
 def test_help_of_infer_and_bench_pipeline():

@@ -266,17 +266,18 @@ def main(inputs: tuple[str, ...], out_dir: Path, resume: bool, overwrite: bool, 
             msg += f"  ({row['error']})"
         click.echo(msg if not show else msg[:200], err=True)
 
-    session = {"resume": resume, "overwrite": overwrite, "labels": labels, "all_files": all_files,
-               "on_outcome": on_outcome}  # fmt: skip
     try:
         if ray.address is not None:
             from lib_deepfake.scale.cli import run_ray_from_cli
 
-            result = run_ray_from_cli(config, inputs, out_dir, ray, verbose=verbose, **session)
+            result = run_ray_from_cli(config, inputs, out_dir, ray, verbose=verbose, resume=resume,
+                                      overwrite=overwrite, labels=labels, all_files=all_files,
+                                      on_outcome=on_outcome)  # fmt: skip
         else:
             from lib_deepfake.pipeline.run import run_scan
 
-            result = run_scan(config, inputs, out_dir, **session)
+            result = run_scan(config, inputs, out_dir, resume=resume, overwrite=overwrite, labels=labels,
+                              all_files=all_files, on_outcome=on_outcome)  # fmt: skip
     except KeyboardInterrupt:
         click.echo(f"interrupted; finished files are saved in {out_dir} - continue with --resume", err=True)
         sys.exit(130)

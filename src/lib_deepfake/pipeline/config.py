@@ -24,7 +24,7 @@ import json
 import os
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from lib_deepfake.errors import ContractError
 from lib_deepfake.faces.base import DetectorConfig
@@ -185,17 +185,17 @@ class ScanConfig:
     decode: DecodeSettings = field(default_factory=DecodeSettings)
     detection: DetectorConfig = field(default_factory=DetectorConfig)
 
-    if TYPE_CHECKING:  # the flat names of NESTED_SETTINGS, read-only properties set up below the class
-        decoder: str
-        plan: str
-        timeout_s: float
-        max_analysis_side: int | None
-        max_frame_bytes: int
-        max_pixels: int | None
-        allow_truncated: bool
-        detect_batch: int
-        detector_max_side: int | None
-        detector_threshold: float
+    # Read access by flat name to the settings of the small configs (NESTED_SETTINGS).
+    decoder = property(lambda self: self.decode.decoder)
+    plan = property(lambda self: self.decode.plan)
+    timeout_s = property(lambda self: self.decode.timeout_s)
+    max_analysis_side = property(lambda self: self.decode.max_analysis_side)
+    max_frame_bytes = property(lambda self: self.decode.max_frame_bytes)
+    max_pixels = property(lambda self: self.decode.max_pixels)
+    allow_truncated = property(lambda self: self.decode.allow_truncated)
+    detect_batch = property(lambda self: self.detection.batch_size)
+    detector_max_side = property(lambda self: self.detection.max_side)
+    detector_threshold = property(lambda self: self.detection.score_threshold)
 
     def __init__(self, model: Path | str, *, decode: DecodeSettings | None = None,
                  detection: DetectorConfig | None = None, **settings: Any) -> None:  # fmt: skip
@@ -296,15 +296,6 @@ class ScanConfig:
         if self.detect_every != 1:  # only then: dense scans keep the fingerprints of earlier versions
             payload.update(detect_every=self.detect_every, interpolate_iou=self.interpolate_iou)
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def _nested_property(part: str, name: str) -> property:
-    return property(lambda self: getattr(getattr(self, part), name), doc=f"``{part}.{name}`` (read-only)")
-
-
-for _flat, (_part, _name) in NESTED_SETTINGS.items():
-    setattr(ScanConfig, _flat, _nested_property(_part, _name))
-del _flat, _part, _name
 
 
 __all__ = [
