@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -190,13 +190,7 @@ class ScanPipeline:
             return out
         batch = torch.cat([_select_frames(v.frames, pos) for v, pos in parts]) if len(parts) > 1 else _select_frames(
             parts[0][0].frames, parts[0][1])  # fmt: skip
-        t0 = time.perf_counter()
-        try:
-            dets = self.detector.detect(batch)
-            failure = None
-        except STAGE_FAILURES as exc:
-            dets, failure = None, exc
-        dt = time.perf_counter() - t0
+        dets, failure, dt = _timed(self.detector.detect, batch)
         self.totals.detect_s += dt
         self.totals.detect_batches += 1
         self.totals.frames_detected += n
@@ -311,13 +305,8 @@ class ScanPipeline:
                 break
         batch = parts[0][0].crops[parts[0][1] : parts[0][2]] if len(parts) == 1 else torch.cat(
             [v.crops[a:b] for v, a, b in parts])  # fmt: skip
-        t0 = time.perf_counter()
-        try:
-            probs = self.engine.infer(batch.contiguous()).float().cpu().numpy()  # .cpu() synchronises a CUDA engine
-            failure = None
-        except STAGE_FAILURES as exc:
-            probs, failure = None, exc
-        dt = time.perf_counter() - t0
+        # .cpu() synchronises a CUDA engine, so the time is the classifier's
+        probs, failure, dt = _timed(lambda crops: self.engine.infer(crops.contiguous()).float().cpu().numpy(), batch)
         self.totals.classify_s += dt
         self.totals.classify_batches += 1
         out: list[VideoOutcome] = []
@@ -368,6 +357,16 @@ class ScanPipeline:
                   "timeline": score_timeline(res.indices, res.times_s, v.positions, v.scores)}  # fmt: skip
         v.crops = None
         return VideoOutcome(row, faces, report)
+
+
+def _timed(fn: Callable[[Any], Any], batch: Any) -> tuple[Any, BaseException | None, float]:
+    """``(fn(batch), None, seconds)``, or ``(None, the failure, seconds)`` when a stage fails on a batch (its videos
+    get error rows; the scan goes on)."""
+    t0 = time.perf_counter()
+    try:
+        return fn(batch), None, time.perf_counter() - t0
+    except STAGE_FAILURES as exc:
+        return None, exc, time.perf_counter() - t0
 
 
 def _select_frames(frames: Any, positions: list[int]) -> Any:
