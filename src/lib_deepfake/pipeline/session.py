@@ -175,10 +175,14 @@ class ScanSession:
         """Rewrite run.json with the header as it is now (drivers add what they learn while scanning)."""
         self.store.write_run(self.header)
 
+    def has_row(self, key: str) -> bool:
+        """Whether ``key`` has its row in the output folder (from this run or an earlier one)."""
+        return key in self.store.done
+
     def append(self, outcome: VideoOutcome) -> bool:
         """Write one video's outcome (row, faces, report data) and report progress; False for a video that already
         has its row (nothing is written twice)."""
-        if outcome.key in self.store.done:
+        if self.has_row(outcome.key):
             logger.debug("not writing a second row for %s", outcome.key)
             return False
         self.store.append(outcome.row, outcome.faces, outcome.report)

@@ -172,7 +172,7 @@ def scan_with_ray(
             if failure is None:
                 # The ledger guarantees rows; this is the last line of defence so the scan is always complete.
                 for k in todo:
-                    if k not in session.store.done:
+                    if not session.has_row(k):
                         session.append(error_outcome(k, "no result came back from the Ray workers", WORKER_LOST,
                                                      threshold=config.threshold))  # fmt: skip
         result = session.finish(complete=failure is None)
