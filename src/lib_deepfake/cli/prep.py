@@ -192,7 +192,7 @@ def _run_import(scan: Any, root: Path, name: str, workers: int, scan_only: bool,
         ratio = manifest["found"]["fake_per_real"].get(split)
         if counts["real"] or counts["fake"]:
             click.echo(f"  {split}: {counts['real']} real, {counts['fake']} fake"
-                       + (f" ({ratio:g} fakes per real)" if ratio is not None else ""))  # fmt: skip
+                       + (f" (fakes per real: {ratio:g})" if ratio is not None else ""))  # fmt: skip
     prepared = manifest["prepared"]
     if prepared is not None:
         kinds = ", ".join(f"{n} {k}" for k, n in prepared["failed_by_kind"].items())

@@ -49,13 +49,15 @@ def roc_png(result: DatasetResult, threshold: float, title: str) -> bytes:
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
     ax.plot([0, 1], [0, 1], color="#bbbbbb", lw=1, ls="--")
-    for level, colour in (("frame", "#1f77b4"), ("video_mean", "#2ca02c"), ("video_identity_max", "#d62728")):
+    # identity-max dashed: with one face per video it equals the mean curve, which must stay visible under it
+    styles = (("frame", "#1f77b4", "-"), ("video_mean", "#2ca02c", "-"), ("video_identity_max", "#d62728", "--"))
+    for level, colour, style in styles:
         labels, scores = result.curves[level]
         m = result.metrics[level]
         if m.get("auc") is None:
             continue
         fpr, tpr, _ = roc_curve(labels, scores)
-        ax.plot(fpr, tpr, color=colour, lw=1.6, label=f"{_LEVEL_NAMES[level]} (AUC {m['auc']:.3f})")
+        ax.plot(fpr, tpr, color=colour, lw=1.6, ls=style, label=f"{_LEVEL_NAMES[level]} (AUC {m['auc']:.3f})")
         at = m["at_threshold"]
         ax.plot([at["fpr"]], [at["tpr"]], marker="o", color=colour, ms=5)
     ax.set_xlim(0, 1)
