@@ -26,6 +26,7 @@ from pathlib import Path, PurePosixPath
 from urllib.parse import unquote, urlsplit
 
 from lib_deepfake.errors import LibDeepfakeError
+from lib_deepfake.pipeline.config import DEFAULT_TIMEOUT_S
 
 logger = logging.getLogger(__name__)
 
@@ -108,7 +109,7 @@ def expand_urls(urls: Iterable[str], *, all_files: bool = False) -> list[str]:
     return out
 
 
-def stage(url: str, dest_dir: Path | str, *, timeout_s: float = 120.0) -> Path:
+def stage(url: str, dest_dir: Path | str, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> Path:
     """Copy the object at ``url`` to a new file in ``dest_dir``; the caller deletes it.
 
     The file keeps the URL's extension (containers are sniffed by content, but a wrong suffix makes error messages

@@ -40,6 +40,9 @@ from lib_deepfake.pipeline.decode.one_file import DecodeResult, error_fields, re
 
 logger = logging.getLogger(__name__)
 
+#: How long a worker may take to start (interpreter, torch and av imports) before it is replaced.
+WORKER_START_TIMEOUT_S = 120.0
+
 
 def _worker_main(conn: Any, settings: DecodeSettings) -> None:
     # Ctrl-C goes to the whole process group; the parent decides what to do, workers just stop with it.
@@ -167,7 +170,7 @@ class ProcessDecodePool:
         self._slots: list[_Slot] = []
         self._queue: deque[str] = deque()
         self.restarts = 0
-        self.start_timeout_s = 120.0
+        self.start_timeout_s = WORKER_START_TIMEOUT_S
         self.worker_peak_kib = 0
         # Crashed/killed workers are replaced for as long as files keep coming; only start-up failures are capped.
         self.max_restarts = 1000
@@ -188,7 +191,7 @@ class ProcessDecodePool:
         child.close()
         return _Slot(proc, parent, spawned=time.monotonic())
 
-    def wait_ready(self, timeout_s: float = 120.0) -> None:
+    def wait_ready(self, timeout_s: float = WORKER_START_TIMEOUT_S) -> None:
         """Block until every worker has started (benchmarks exclude start-up from timed runs)."""
         end = time.monotonic() + timeout_s
         while not all(s.ready for s in self._slots) and time.monotonic() < end:
