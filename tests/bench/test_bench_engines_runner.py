@@ -92,7 +92,7 @@ def test_unsupported_precision_is_a_note(setup):
                                                work_dir=work))  # fmt: skip
     assert [r.label or f"{r.engine_name} {r.precision}" for r in rows] == [
         REFERENCE_LABEL, "torch bf16", "onnxrt fp32"]  # fmt: skip
-    assert notes == ["onnxrt has no bf16 mode: skipped"]
+    assert notes == ["onnxrt bf16: skipped (onnxrt has no bf16 mode)"]
 
 
 @pytest.mark.parametrize(("kwargs", "match"), [

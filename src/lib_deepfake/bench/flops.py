@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import torch
-
 if TYPE_CHECKING:
+    import torch
+
     from lib_deepfake.model.config import LIBConfig
 
 METHOD = "torch.utils.flop_counter.FlopCounterMode on one forward pass (conv, linear, matmul; 1 MAC = 2 FLOP)"
@@ -22,6 +22,7 @@ METHOD = "torch.utils.flop_counter.FlopCounterMode on one forward pass (conv, li
 
 def count_macs(module: torch.nn.Module, *inputs: torch.Tensor) -> int:
     """Multiply-accumulates of ``module(*inputs)`` (the whole batch), from the traced operators."""
+    import torch
     from torch.utils.flop_counter import FlopCounterMode
 
     counter = FlopCounterMode(display=False)
@@ -39,6 +40,8 @@ def model_work(config: LIBConfig) -> dict[str, Any]:
     Returns:
         ``{"macs_per_face": int, "gflop_per_face": float, "input_size": S, "method": str}``.
     """
+    import torch
+
     from lib_deepfake.model.inference import InferenceModel
     from lib_deepfake.model.lib import LIBNet
 
@@ -65,3 +68,36 @@ def annotate_results(results: list[dict[str, Any]], work: dict[str, Any], peaks:
         peak = (peaks.get(row.get("precision", "")) or {}).get("gflops")
         row["gflops"] = rate
         row["peak_fraction"] = rate / peak if rate is not None and peak else None
+
+
+def _peak_text(precision: str, peak: dict[str, Any]) -> str:
+    if "gflops" not in peak:
+        return f"{precision}: none ({peak.get('skipped', 'not measured')})"
+    threads = f", {peak['threads']} threads" if peak.get("threads") else ""
+    return (f"{precision} {peak['gflops']:.0f} (median {peak['median_gflops']:.0f}; {peak['method']}, "
+            f"{peak['size']}^3{threads})")  # fmt: skip
+
+
+def compute_lines(result: dict[str, Any]) -> list[str]:
+    """The markdown of the work per face, the measured peaks and each row's GFLOP/s and fraction of peak (empty for
+    results that predate these fields)."""
+    work, peaks = result.get("work"), result.get("peak") or {}
+    if not work:
+        return []
+    lines = [
+        "",
+        f"Work per face: {work['gflop_per_face']:.2f} GFLOP ({work['macs_per_face'] / 1e9:.2f} GMAC; "
+        f"{work['method']}). "
+        "GEMM peaks measured at the start of the run, GFLOP/s (GOP/s for int8): "
+        + ("; ".join(_peak_text(p, v) for p, v in peaks.items()) or "not measured")
+        + ".",
+        "",
+        "| engine | precision | batch | GFLOP/s of work | of the measured peak |",
+        "|---|---|---|---|---|",
+    ]
+    for r in result["results"]:
+        rate, fraction = r.get("gflops"), r.get("peak_fraction")
+        share = f"{fraction:.0%}" if fraction is not None else f"- (no {r['precision']} peak)"
+        lines.append(f"| {r['label']} | {r['precision']} | {r['batch']} | "
+                     f"{'-' if rate is None else format(rate, '.0f')} | {share} |")  # fmt: skip
+    return lines

@@ -96,6 +96,9 @@ def to_markdown(result: dict[str, Any]) -> str:
             else "process peak RSS (all engines share the process, so it only grows)."
         ),  # fmt: skip
     ]
+    from lib_deepfake.bench.flops import compute_lines
+
+    lines += compute_lines(result)
     for note in result.get("notes", []):
         lines.append(f"Note: {note}")
     return "\n".join(lines) + "\n"

@@ -25,15 +25,13 @@ from typing import Any
 
 import torch
 
+from lib_deepfake.bench.engine_artifacts import prepare_artifact, row_skip_reason
 from lib_deepfake.errors import LibDeepfakeError
 
 logger = logging.getLogger(__name__)
 
 SCHEMA = "lib-deepfake/bench-engines/1"
 REFERENCE_LABEL = "torch fp32 eager"
-
-#: which precisions each engine can be benchmarked in
-ENGINE_PRECISIONS = {"torch": ("fp32", "fp16", "bf16"), "onnxrt": ("fp32", "fp16"), "trt": ("fp16", "fp32")}
 
 
 @dataclass(frozen=True)
@@ -57,6 +55,8 @@ class EngineBenchConfig:
         trt_cuda_graphs: replay CUDA graphs in the TensorRT engine.
         work_dir: where exported artifacts are cached.
         seed: seed of the random crops.
+        calibration: face crops that INT8 rows are calibrated on (default: the bundled face-crop set).
+        measure_peak: time the GEMM peaks (fp32 and each requested precision) first, for the "of peak" column.
     """
 
     model: Path
@@ -76,6 +76,8 @@ class EngineBenchConfig:
     work_dir: Path = Path("bench/artifacts")
     official_input_size: int | None = None
     seed: int = 0
+    calibration: Path | None = None
+    measure_peak: bool = True
 
     def __post_init__(self) -> None:
         if not self.engines:
@@ -185,8 +187,9 @@ def _plan_rows(cfg: EngineBenchConfig) -> tuple[list[_Row], list[str]]:
     for name in cfg.engines:
         engine_entry(name)  # unknown names fail here, with a suggestion
         for precision in cfg.precisions:
-            if precision not in ENGINE_PRECISIONS.get(name, ()):
-                notes.append(f"{name} has no {precision} mode: skipped")
+            why = row_skip_reason(name, precision, cfg.device)
+            if why:
+                notes.append(f"{name} {precision}: skipped ({why})")
                 continue
             options: dict[str, Any] = {}
             if name == "torch":
@@ -197,6 +200,10 @@ def _plan_rows(cfg: EngineBenchConfig) -> tuple[list[_Row], list[str]]:
                 options = {"provider": cfg.ort_provider, "threads": cfg.threads,
                            "allow_cpu_fallback": cfg.allow_cpu_fallback or None}  # fmt: skip
             elif name == "trt":
+                options = {"cuda_graphs": cfg.trt_cuda_graphs or None}
+            elif name == "openvino":
+                options = {"precision": precision, "threads": cfg.threads, "cache_dir": cfg.work_dir / "openvino-cache"}
+            elif name == "aoti":
                 options = {"cuda_graphs": cfg.trt_cuda_graphs or None}
             options = {k: v for k, v in options.items() if v is not None}
             rows.append(_Row("", name, precision, cfg.model, options, {}))
@@ -209,7 +216,9 @@ def run_engine_bench(cfg: EngineBenchConfig, *, progress: Callable[[str], None] 
     Raises:
         LibDeepfakeError: bad configuration, missing extras, unusable providers (without fallback), ...
     """
+    from lib_deepfake.bench.flops import annotate_results, model_work
     from lib_deepfake.bench.machine import load_average, machine_info
+    from lib_deepfake.bench.peak import measure_peaks
     from lib_deepfake.bench.timer import summarize, time_calls, warm_up
     from lib_deepfake.engines.base import parse_device
     from lib_deepfake.engines.parity import compare_probs, default_tolerance, run_batched
@@ -224,10 +233,19 @@ def run_engine_bench(cfg: EngineBenchConfig, *, progress: Callable[[str], None] 
     ckpt = read_checkpoint(cfg.model, official_input_size=cfg.official_input_size)
     rows, notes = _plan_rows(cfg)
     cfg.work_dir.mkdir(parents=True, exist_ok=True)
+    say("measuring the GEMM peaks and counting the model's multiply-accumulates")
+    peaks = measure_peaks(device, ("fp32", *cfg.precisions)) if cfg.measure_peak else {}
+    work = model_work(ckpt.config)
     results: list[dict[str, Any]] = []
     try:
         for row in rows:
-            if row.engine_name == "onnxrt":
+            if row.engine_name in ("openvino", "aoti") or row.precision == "int8":
+                say(f"preparing the {row.engine_name} {row.precision} artifact")
+                row.artifact, row.prep = prepare_artifact(
+                    row.engine_name, row.precision, checkpoint=cfg.model, work_dir=cfg.work_dir, device=cfg.device,
+                    calibration=cfg.calibration, official_input_size=cfg.official_input_size,
+                    ensure_onnx=_ensure_onnx)  # fmt: skip
+            elif row.engine_name == "onnxrt":
                 say(f"exporting ONNX ({row.precision})")
                 row.artifact, row.prep = _ensure_onnx(cfg.model, cfg.work_dir, row.precision, cfg.official_input_size)
             elif row.engine_name == "trt":
@@ -300,6 +318,7 @@ def run_engine_bench(cfg: EngineBenchConfig, *, progress: Callable[[str], None] 
         for row in rows:
             if row.engine is not None:
                 row.engine.close()
+    annotate_results(results, work, peaks)
     machine = machine_info(cfg.device)
     return {
         "schema": SCHEMA,
@@ -318,6 +337,8 @@ def run_engine_bench(cfg: EngineBenchConfig, *, progress: Callable[[str], None] 
             "input_size": ckpt.config.input_size,
         },
         "config": cfg.to_dict(),
+        "peak": peaks,
+        "work": work,
         "reference": REFERENCE_LABEL,
         "engines": engines_info,
         "results": results,

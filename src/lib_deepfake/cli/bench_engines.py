@@ -21,8 +21,10 @@ ENGINE_NAMES = tuple(list_engines())
 @click.option("--engines", "engines", default="torch,onnxrt", callback=csv_list(str, ENGINE_NAMES),
               help=f"Comma-separated engines from: {', '.join(ENGINE_NAMES)}. The FP32 eager torch reference always "
               "runs.")  # fmt: skip
-@click.option("--precision", "precisions", default="fp32", callback=csv_list(str, ("fp32", "fp16", "bf16")),
-              help="Comma-separated precisions (fp32, fp16; bf16 for torch).")  # fmt: skip
+@click.option("--precision", "precisions", default="fp32", callback=csv_list(str, ("fp32", "fp16", "bf16", "int8")),
+              help="Comma-separated precisions: fp32, fp16 (GPU engines), bf16 (torch, openvino; where the CPU has "
+              "bf16 instructions), int8 (onnxrt, openvino: calibrated on face crops). Every engine runs every "
+              "precision it supports; the others are listed as skipped, with the reason.")  # fmt: skip
 @click.option("--batch-sizes", default="1,16,64,256", callback=csv_list(int), help="Comma-separated batch sizes.")
 @click.option("--device", default="cpu", help="cpu or cuda[:N].")
 @click.option("--warmup", default=3, type=click.IntRange(0, None), help="Untimed calls per engine and batch size.")
@@ -43,6 +45,8 @@ ENGINE_NAMES = tuple(list_engines())
               help="Where exported ONNX models and TensorRT plans are kept (reused when up to date).")  # fmt: skip
 @click.option("--official-size", type=click.IntRange(16, 2048), default=None,
               help="Crop size of an official-format checkpoint [224].")  # fmt: skip
+@click.option("--calibration", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Face crops (PNG/JPG folder) that int8 rows calibrate on [the bundled face-crop set].")  # fmt: skip
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the result JSON here, with the markdown table (.md) and plot (.png) beside it.")  # fmt: skip
 @click.option("--no-plot", is_flag=True, help="Do not draw the PNG.")
@@ -52,8 +56,9 @@ ENGINE_NAMES = tuple(list_engines())
 def engines_cmd(model: Path, engines: tuple[str, ...], precisions: tuple[str, ...], batch_sizes: tuple[int, ...],
                 device: str, warmup: int, iters: int, rounds: int, parity_samples: int, threads: int | None,
                 channels_last: bool, cuda_graphs: bool, compile_: bool, provider: str | None,
-                allow_cpu_fallback: bool, work_dir: Path, official_size: int | None, json_out: Path | None,
-                no_plot: bool, strict_parity: bool, verbose: int, quiet: bool) -> None:  # fmt: skip
+                allow_cpu_fallback: bool, work_dir: Path, official_size: int | None, calibration: Path | None,
+                json_out: Path | None, no_plot: bool, strict_parity: bool, verbose: int,
+                quiet: bool) -> None:  # fmt: skip
     """Throughput (faces/s) and latency p50/p90/p99 of each engine x precision x batch size, next to the FP32
     eager PyTorch reference, after a parity check on identical inputs. Prints a markdown table."""
     from lib_deepfake.bench.report import to_markdown, write_results
@@ -65,7 +70,7 @@ def engines_cmd(model: Path, engines: tuple[str, ...], precisions: tuple[str, ..
         iters=iters, rounds=rounds, parity_samples=parity_samples, threads=threads,
         torch_options={"channels_last": channels_last, "cuda_graphs": cuda_graphs, "compile": compile_},
         ort_provider=provider, allow_cpu_fallback=allow_cpu_fallback, trt_cuda_graphs=cuda_graphs,
-        work_dir=work_dir, official_input_size=official_size,
+        work_dir=work_dir, official_input_size=official_size, calibration=calibration,
     )  # fmt: skip
     progress = None if quiet else (lambda message: click.echo(f"... {message}", err=True))
     result = run_engine_bench(cfg, progress=progress)

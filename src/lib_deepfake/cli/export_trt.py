@@ -103,6 +103,10 @@ def to_trt(source: Path, out: Path, precision: str, min_batch: int, opt_batch: i
 @click.option("--provider", type=click.Choice(["cpu", "cuda", "tensorrt"]), default=None,
               help="ONNX Runtime provider [default: from --device].")  # fmt: skip
 @click.option("--allow-cpu-fallback", is_flag=True, help="ONNX Runtime: run on CPU if the GPU provider is missing.")
+@click.option("--engine", "engine_name", default=None,
+              help="Engine to run ARTIFACT with (e.g. openvino for a .onnx) [default: from the suffix].")
+@click.option("--precision", type=click.Choice(["fp32", "bf16", "int8"]), default=None,
+              help="openvino: precision to run [default: the artifact's].")  # fmt: skip
 @click.option("--official-size", type=click.IntRange(16, 2048), default=None,
               help="Crop size of an official-format reference checkpoint [224].")  # fmt: skip
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -111,7 +115,8 @@ def to_trt(source: Path, out: Path, precision: str, min_batch: int, opt_batch: i
 @handle_errors
 def verify(artifact: Path, reference: Path, device: str, samples: int, crops: Path | None, batch: int,
            tolerance: float | None, min_agreement: float, provider: str | None, allow_cpu_fallback: bool,
-           official_size: int | None, json_out: Path | None, verbose: int, quiet: bool) -> None:  # fmt: skip
+           engine_name: str | None, precision: str | None, official_size: int | None, json_out: Path | None,
+           verbose: int, quiet: bool) -> None:  # fmt: skip
     """Run ARTIFACT (.onnx, .plan) and the PyTorch FP32 reference on the same crops and compare P(fake).
 
     Reports max and mean |dprob_fake| and decision agreement at 0.5, for random crops and (with --crops) real
@@ -119,9 +124,12 @@ def verify(artifact: Path, reference: Path, device: str, samples: int, crops: Pa
     """
     from lib_deepfake.engines.registry import engine_for_artifact
 
-    options: dict[str, object] = {}
-    if engine_for_artifact(artifact) == "onnxrt":
-        options = {"provider": provider, "allow_cpu_fallback": allow_cpu_fallback or None}
+    name = engine_name or engine_for_artifact(artifact)
+    options: dict[str, object] = {"engine": engine_name}
+    if name == "onnxrt":
+        options.update(provider=provider, allow_cpu_fallback=allow_cpu_fallback or None)
+    elif name == "openvino":
+        options["precision"] = precision
     _run_verify(artifact, reference, json_out, device=device, samples=samples, batch=batch, crops=crops,
                 tolerance=tolerance, min_agreement=min_agreement, official_input_size=official_size,
                 **{k: v for k, v in options.items() if v is not None})  # fmt: skip

@@ -9,7 +9,7 @@ manifest records both and :class:`~lib_deepfake.engines.aoti_engine.AotiEngine` 
 
 Contract checks (tested on CPU with a tiny model): the uint8 input stays uint8 (the cast and normalisation are
 compiled into the graph), the batch axis is symbolic from 1 to ``max_batch``, and P(fake) is compared with the FP32
-PyTorch model on face crops before the package is kept.
+PyTorch model on the face-crop set before the package is kept.
 """
 
 from __future__ import annotations
@@ -54,21 +54,6 @@ def device_facts(device: torch.device) -> dict[str, Any]:
     return facts
 
 
-def parity_faces(size: int, samples: int = 32) -> tuple[torch.Tensor, str]:
-    """Face crops for the export check: the bundled face-crop set where its extras are installed, otherwise random
-    crops - and the returned description says which, so the manifest records it."""
-    from lib_deepfake.model.testing import random_faces
-
-    try:
-        from lib_deepfake.prep.face_crops import load_face_crop_set
-
-        crops = load_face_crop_set(size)
-        return torch.from_numpy(crops.crops[:samples]), crops.describe()
-    except (ImportError, LibDeepfakeError) as exc:
-        logger.warning("face-crop set unavailable (%s); the export check runs on random crops", exc)
-        return random_faces(samples, size, seed=7), f"{samples} random crops (face-crop set unavailable: {exc})"
-
-
 def export_aoti(
     checkpoint: Path | str,
     out: Path | str,
@@ -78,6 +63,7 @@ def export_aoti(
     max_batch: int = MAX_BATCH,
     official_input_size: int | None = None,
     check_parity: bool = True,
+    inductor_configs: dict[str, Any] | None = None,
 ) -> AotiExportResult:
     """Compile ``checkpoint`` into an AOTInductor package at ``out`` with a manifest at ``out.json``.
 
@@ -90,6 +76,8 @@ def export_aoti(
         max_batch: the largest batch the package accepts (the batch axis is dynamic from 1).
         official_input_size: crop size of an official checkpoint.
         check_parity: compare with the FP32 PyTorch model on face crops and keep nothing when it fails.
+        inductor_configs: Inductor settings over :func:`compile_options` (e.g.
+            ``{"aot_inductor.compile_wrapper_opt_level": "O0"}`` compiles the host wrapper several times faster).
 
     Raises:
         LibDeepfakeError: bad arguments (fp16 on CPU, wrong suffix); ParityError: the package disagrees.
@@ -118,13 +106,13 @@ def export_aoti(
     example = random_faces(min(2, max_batch), size).to(dev)
     # One symbolic batch axis from 1 (single faces run through the same kernels; tested at N = 1, 5, 17).
     dynamic = ({0: torch.export.Dim("batch", min=1, max=max_batch)},) if max_batch > 1 else None
+    configs = {**compile_options(dev), **(inductor_configs or {})}
     start = time.perf_counter()
     exported = torch.export.export(model, (example,), dynamic_shapes=dynamic)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.stem}.partial.pt2")
     try:
-        torch._inductor.aoti_compile_and_package(exported, package_path=str(tmp),
-                                                 inductor_configs=compile_options(dev))  # fmt: skip
+        torch._inductor.aoti_compile_and_package(exported, package_path=str(tmp), inductor_configs=configs)
         compile_s = time.perf_counter() - start
         parity: dict[str, Any] = {"skipped": True}
         if check_parity:
@@ -143,7 +131,7 @@ def export_aoti(
             "torch": torch.__version__,
             **device_facts(dev),
             "max_batch": max_batch,
-            "inductor_configs": compile_options(dev),
+            "inductor_configs": configs,
             "compile_s": round(compile_s, 1),
             "parity": parity,
             "checkpoint": str(checkpoint),
@@ -155,16 +143,14 @@ def export_aoti(
 
 def _parity(package: Path, reference: torch.nn.Module, device: torch.device, precision: str, size: int,
             max_batch: int) -> dict[str, Any]:  # fmt: skip
-    from lib_deepfake.engines.parity import compare_outputs, raise_for_parity, run_batched
+    from lib_deepfake.engines.parity import compare_sets, raise_for_parity, run_batched
+    from lib_deepfake.prep.face_crops import parity_crops
 
-    faces, inputs = parity_faces(size)
+    name, faces, description = parity_crops(size)
     runner = torch._inductor.aoti_load_package(str(package), device_index=device.index if device.index else -1)
     batch = min(16, max_batch)
-    with torch.inference_mode():
-        expected = run_batched(lambda x: reference(x.to(device)), faces, batch)
-        got = run_batched(lambda x: runner(x.to(device)), faces, batch)
-    report = compare_outputs(expected, got, precision, engine="aoti").to_dict()
-    result = {"inputs": inputs, "reference": "torch fp32 eager", "overall": report, "passed": report["passed"],
-              "failures": report["failures"], "tolerance": report["tolerance"]}  # fmt: skip
-    raise_for_parity(result, f"AOTInductor {precision} package disagrees with PyTorch FP32")
-    return result
+    expected = run_batched(lambda x: reference(x.to(device)), faces, batch)
+    got = run_batched(lambda x: runner(x.to(device)), faces, batch)
+    result = compare_sets({name: expected}, {name: got}, precision, engine="aoti", inputs={name: description})
+    raise_for_parity(result, f"AOTInductor {precision} package disagrees with PyTorch FP32; nothing was written")
+    return {**result, "reference": "torch fp32 eager"}

@@ -7,24 +7,29 @@ batch 16, rough measurement on a loaded 2-core Xeon with AMX: 12-16 vs 8-10 face
 FP32 (mean |dP(fake)| 0.032 vs 0.029 on 33 held-out face crops). The QDQ file stays the INT8 artifact for ONNX
 Runtime; this IR is the INT8 artifact of the ``openvino`` engine.
 
-Crops are used as in :mod:`lib_deepfake.export.quantize` (same seeded order, same hold-out rule, same mean |dprob|
-gate), the input and output contract is unchanged, and the reference of the gate is the FP32 ONNX run by OpenVINO
-in f32, so this step needs no runtime besides OpenVINO and NNCF.
+Crops are used as in :mod:`lib_deepfake.export.quantize` (same seeded order, same hold-out rule, the same INT8
+limits of :mod:`lib_deepfake.engines.parity` on the face-crop set and the held-out crops), the input and output
+contract is unchanged, and the reference of the gate is the FP32 ONNX run by OpenVINO in f32, so the model itself
+needs no runtime besides OpenVINO and NNCF.
 """
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from lib_deepfake._optional import require
-from lib_deepfake.errors import ArtifactMismatchError, LibDeepfakeError, ParityError
+from lib_deepfake.errors import ArtifactMismatchError, LibDeepfakeError
 from lib_deepfake.export.onnx_export import OnnxExportResult
-from lib_deepfake.export.quantize import INT8_TOLERANCE, PARITY_CROPS, _read_batches, calibration_batches, crop_files
+from lib_deepfake.export.quantize import PARITY_CROPS, calibration_batches
 from lib_deepfake.manifest import Manifest
+from lib_deepfake.prep.face_crops import crop_files
+
+if TYPE_CHECKING:
+    from lib_deepfake.engines.parity import Tolerance
 
 logger = logging.getLogger(__name__)
 
@@ -36,9 +41,10 @@ def _compiled(core: Any, model: Any) -> Any:
     return core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"})
 
 
-def _run(compiled: Any, batches: list[np.ndarray]) -> np.ndarray:
+def _runner(compiled: Any) -> Any:
+    """A callable on uint8 [N, S, S, 3] torch tensors for :func:`lib_deepfake.engines.parity.run_batched`."""
     request = compiled.create_infer_request()
-    return np.concatenate([np.array(request.infer({0: b})[0], dtype=np.float64) for b in batches])
+    return lambda faces: np.array(request.infer({0: faces.numpy()})[0], dtype=np.float32)
 
 
 def quantize_openvino(
@@ -47,9 +53,10 @@ def quantize_openvino(
     *,
     calibration: Path | None = None,
     calibration_limit: int = 256,
-    tolerance: float = INT8_TOLERANCE,
+    tolerance: Tolerance | str | None = None,
     check_parity: bool = True,
-    parity_crops: int = PARITY_CROPS,
+    held_out_crops: int = PARITY_CROPS,
+    crops: Path | str | None = None,
     preset: str = "performance",
 ) -> OnnxExportResult:
     """Quantize an FP32 contract ONNX (``lib-export to-onnx``) to an INT8 OpenVINO IR with a manifest.
@@ -59,9 +66,11 @@ def quantize_openvino(
         out: the ``.xml`` to write (``.bin`` beside it, manifest at ``out.json``).
         calibration: a folder of face crops (PNG/JPG, searched recursively); None = random crops (speed only).
         calibration_limit: at most this many calibration crops.
-        tolerance: mean |dprob_fake| against the FP32 model on the held-out crops; past it nothing is written.
-        check_parity: compare with the FP32 model on held-out crops.
-        parity_crops: crops of ``calibration`` held out for the check (up to half of the folder).
+        tolerance: limits against the FP32 model (a :class:`~lib_deepfake.engines.parity.Tolerance`, or
+            ``KEY=VALUE,...`` overrides of the INT8 defaults); past them nothing is written.
+        check_parity: compare with the FP32 model on face crops and on held-out calibration crops.
+        held_out_crops: crops of ``calibration`` held out for the check (up to half of the folder).
+        crops: parity crops (folder or array file) instead of the bundled face-crop set.
         preset: ``performance`` (symmetric int8 activations) or ``mixed`` (asymmetric activations).
 
     Raises:
@@ -82,7 +91,7 @@ def quantize_openvino(
                                     "lib-export to-onnx first")  # fmt: skip
     size = manifest.input_size
     files = crop_files(calibration) if calibration is not None else None
-    held_out = files[: min(parity_crops, len(files) // 2)] if files is not None and check_parity else []
+    held_out = files[: min(held_out_crops, len(files) // 2)] if files is not None and check_parity else []
     batches = list(calibration_batches(files, size, limit=calibration_limit, skip=len(held_out)))
     core = ov.Core()
     model = core.read_model(str(source))
@@ -94,14 +103,10 @@ def quantize_openvino(
     )
     parity: dict[str, Any] = {"skipped": True}
     if check_parity:
-        parity = _parity(core, model, quantized, size, held_out)
-        parity["tolerance"] = tolerance
-        if parity["mean_abs_diff"] > tolerance:
-            raise ParityError(
-                f"INT8 OpenVINO model disagrees with the FP32 model on {parity['inputs']}: mean |dprob_fake| = "
-                f"{parity['mean_abs_diff']:.3g} > {tolerance:g} (max {parity['max_abs_diff']:.3g}, decision "
-                f"agreement {parity['agreement']:.3f}); {out.name} was not written"
-            )
+        from lib_deepfake.engines.parity import raise_for_parity
+
+        parity = _parity(core, model, quantized, size, held_out, tolerance, crops)
+        raise_for_parity(parity, f"INT8 OpenVINO model disagrees with the FP32 model; {out.name} was not written")
     _save_ir(ov, quantized, out)
     calib = {"source": str(calibration) if calibration else "random crops (speed measurements only)",
              "crops": int(sum(len(b) for b in batches))}  # fmt: skip
@@ -119,7 +124,7 @@ def quantize_openvino(
         },
     )
     result.save(out)
-    return OnnxExportResult(out, result, float(parity.get("max_abs_diff", float("nan"))))
+    return OnnxExportResult(out, result, float(parity["overall"]["max_abs_diff"]) if check_parity else float("nan"))
 
 
 def _save_ir(ov: Any, model: Any, out: Path) -> None:
@@ -136,17 +141,18 @@ def _save_ir(ov: Any, model: Any, out: Path) -> None:
         tmp.with_suffix(".bin").unlink(missing_ok=True)
 
 
-def _parity(core: Any, fp32: Any, int8: Any, size: int, held_out: list[Path]) -> dict[str, Any]:
-    from lib_deepfake.model.testing import random_faces
+def _parity(core: Any, fp32: Any, int8: Any, size: int, held_out: list[Path], tolerance: Tolerance | str | None,
+            crops: Path | str | None) -> dict[str, Any]:  # fmt: skip
+    from lib_deepfake.engines.parity import compare_sets, resolve_tolerance, run_batched
+    from lib_deepfake.prep.face_crops import parity_crops, read_crops
 
+    name, faces, description = parity_crops(size, crops)
+    sets, inputs = {name: faces}, {name: description}
     if held_out:
-        batches = list(_read_batches(held_out, size, 16))
-        inputs = f"{sum(len(b) for b in batches)} held-out crops of the calibration folder"
-    else:
-        batches = [random_faces(16, size, seed=7).numpy()]
-        inputs = "16 synthetic random faces (no calibration folder)"
-    a, b = _run(_compiled(core, fp32), batches), _run(_compiled(core, int8), batches)
-    diff = np.abs(a - b)
-    return {"inputs": inputs, "samples": int(diff.size), "mean_abs_diff": float(diff.mean()),
-            "p95_abs_diff": float(np.percentile(diff, 95)), "max_abs_diff": float(diff.max()),
-            "agreement": float(np.mean((a >= 0.5) == (b >= 0.5)))}  # fmt: skip
+        sets["held_out"] = read_crops(held_out, size)
+        inputs["held_out"] = f"{len(sets['held_out'])} crops of the calibration folder held out of calibration"
+    ref, got = _runner(_compiled(core, fp32)), _runner(_compiled(core, int8))
+    expected = {k: run_batched(ref, v, 16) for k, v in sets.items()}
+    actual = {k: run_batched(got, v, 16) for k, v in sets.items()}
+    limits, override = resolve_tolerance("int8", tolerance)
+    return {**compare_sets(expected, actual, "int8", tolerance=limits, inputs=inputs), "tolerance_override": override}

@@ -92,6 +92,7 @@ def verify_artifact(
     min_agreement: float = 0.99,
     seed: int = 1234,
     official_input_size: int | None = None,
+    engine: str | None = None,
     **engine_options: Any,
 ) -> VerifyReport:
     """Compare ``artifact`` (any engine's artifact) with the FP32 PyTorch reference of ``reference``.
@@ -108,6 +109,7 @@ def verify_artifact(
         min_agreement: minimal decision agreement at 0.5.
         seed: seed of the random crops.
         official_input_size: crop size of an official reference checkpoint.
+        engine: run ``artifact`` with this engine (e.g. ``openvino`` for a .onnx); default: from its suffix.
         **engine_options: passed to the engine (``provider=``, ``allow_cpu_fallback=``, ...).
     """
     from lib_deepfake.engines.parity import compare_probs, default_tolerance, run_batched
@@ -119,7 +121,7 @@ def verify_artifact(
         raise LibDeepfakeError("nothing to compare: --samples is 0 and no --crops given")
     with (
         TorchEngine(reference, device=device, official_input_size=official_input_size) as ref_engine,
-        create_engine(artifact, device=device, **engine_options) as engine,
+        create_engine(engine or artifact, artifact if engine else None, device=device, **engine_options) as engine,
     ):
         size = engine.input_size
         if size != ref_engine.input_size:
