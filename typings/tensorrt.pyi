@@ -1,7 +1,12 @@
 # Hand-written stub of exactly the TensorRT Python API lib-deepfake calls (engines/trt_engine.py,
-# export/trt_build.py), written to the TensorRT 11.x API (names checked against gpu-stack.md §4 / the 11.4
-# binding's symbol table). BuilderFlag.FP16 is deliberately absent: it was removed in 11, and the TensorRT 10
-# path reaches it by name through getattr (export/precision.py decides when).
+# export/trt_build.py), written to the TensorRT 11.x API. The runtime half (Logger, Runtime, ICudaEngine,
+# IExecutionContext, Dims, DataType, TensorIOMode, BuilderFlag, MemoryPoolType, ITimingCache) is checked against
+# NVIDIA's own 11.x lean bindings by tests/engines/test_trt_real_api.py (names, parameter names, enum values).
+# The builder classes (Builder, IBuilderConfig, INetworkDefinition, OnnxParser, IOptimizationProfile) exist only
+# in the full bindings, which cannot be installed without TensorRT's libraries: they follow NVIDIA's documented
+# Python API (gpu-stack.md §4.3, the 11.4 binding's symbol table) and are checked by nothing stronger than that.
+# BuilderFlag.FP16 is deliberately absent: it was removed in 11, and the TensorRT 10 path reaches it by name
+# through getattr (export/precision.py decides when).
 from enum import IntEnum
 from typing import Any
 
@@ -45,17 +50,20 @@ class MemoryPoolType(IntEnum):
     WORKSPACE = 0
 
 class BuilderFlag(IntEnum):
-    DEBUG = 0
-    GPU_FALLBACK = 1
-    REFIT = 2
-    DISABLE_TIMING_CACHE = 3
-    TF32 = 4
-    STRICT_NANS = 5
+    DEBUG = 2
+    GPU_FALLBACK = 3
+    REFIT = 4
+    DISABLE_TIMING_CACHE = 5
+    TF32 = 6
+    VERSION_COMPATIBLE = 12
+    EXCLUDE_LEAN_RUNTIME = 13
+    STRICT_NANS = 23
 
 class Dims:
     def __init__(self, shape: tuple[int, ...] = ...) -> None: ...
     def __len__(self) -> int: ...
     def __getitem__(self, index: int) -> int: ...
+    # Not a real method: Dims iterates through __getitem__/__len__ (the sequence protocol); mypy needs it spelt out.
     def __iter__(self) -> Any: ...
 
 class IHostMemory:
@@ -99,9 +107,9 @@ class IBuilderConfig:
     def set_memory_pool_limit(self, pool: MemoryPoolType, pool_size: int) -> None: ...
     def set_flag(self, flag: BuilderFlag) -> None: ...
     def add_optimization_profile(self, profile: IOptimizationProfile) -> int: ...
-    def create_timing_cache(self, serialized_timing_cache: bytes) -> ITimingCache: ...
+    def create_timing_cache(self, serialized_timing_cache: bytes) -> ITimingCache | None: ...
     def set_timing_cache(self, cache: ITimingCache, ignore_mismatch: bool) -> bool: ...
-    def get_timing_cache(self) -> ITimingCache: ...
+    def get_timing_cache(self) -> ITimingCache | None: ...
 
 class Builder:
     def __init__(self, logger: Logger) -> None: ...
@@ -127,5 +135,7 @@ class ICudaEngine:
     def create_execution_context(self) -> IExecutionContext: ...
 
 class Runtime:
+    # Allows a version-compatible plan's embedded lean runtime (host code) to be loaded.
+    engine_host_code_allowed: bool
     def __init__(self, logger: Logger) -> None: ...
     def deserialize_cuda_engine(self, serialized_engine: bytes) -> ICudaEngine | None: ...

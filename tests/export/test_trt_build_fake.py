@@ -1,5 +1,7 @@
 """TensorRT build logic with a fake ``tensorrt``: the per-major precision decision, builder calls, profile, timing
-cache, manifest, and refusals. The real build is tests/engines/test_engine_contract.py's trt case (markers gpu, trt).
+cache (and a cache TensorRT refuses), version-compatible plans, manifest, and refusals. The fake's enums are
+NVIDIA's (lean bindings) and its builder objects answer only to the documented API (typings/tensorrt.pyi). The real
+build is tests/engines/test_engine_contract.py's trt case (markers gpu, trt).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from tests.engines._fake_trt import make_fake_trt
 from lib_deepfake.engines import _trt_api
 from lib_deepfake.errors import LibDeepfakeError
 from lib_deepfake.export.precision import check_onnx_precision, plan_precision
-from lib_deepfake.export.trt_build import TrtBuildConfig, build_engine, build_serialized_plan
+from lib_deepfake.export.trt_build import TrtBuildConfig, build_engine, build_serialized_plan, compatibility_flags
 
 
 def test_precision_trt10():
@@ -89,6 +91,72 @@ def test_builder_calls_trt10_fp16(fake, tmp_path):
     assert ("set_shape", "faces", (2, 64, 64, 3), (16, 64, 64, 3), (32, 64, 64, 3)) in calls
     assert ("create_timing_cache", b"old") in calls and ("set_timing_cache", False) in calls
     assert cache.read_bytes() == b"old+timings"
+    assert facts["timing_cache"] == {"path": str(cache), "status": "reused", "bytes_in": 3, "bytes_out": 11}
+    assert facts["version_compatible"] is False
+
+
+@pytest.mark.parametrize("how", ["refuse_cache", "cache_unreadable"])
+def test_refused_timing_cache_builds_with_a_fresh_one(fake, tmp_path, caplog, how):
+    """A cache from another GPU/TensorRT: set_timing_cache returns False (or create_timing_cache None). The build
+    goes on with an empty cache, says so, keeps the old file aside and writes the new cache."""
+    trt = fake(version="11.4.0.106", **{how: True})
+    cache = tmp_path / "timing.cache"
+    cache.write_bytes(b"other-gpu")
+    data, facts = build_serialized_plan(
+        tmp_path / "m.onnx", plan_precision(11, "fp16"), TrtBuildConfig(timing_cache=cache), 32
+    )
+    assert data == b"FAKE-PLAN"
+    assert facts["timing_cache"]["status"] == "rejected" and facts["timing_cache"]["bytes_in"] == 9
+    assert "refused the timing cache" in caplog.text and "fresh cache" in caplog.text
+    assert ("create_timing_cache", b"") in trt.calls  # the fresh one
+    assert trt.calls.index(("create_timing_cache", b"")) < trt.calls.index(("build_serialized_network",))
+    assert (tmp_path / "timing.cache.rejected").read_bytes() == b"other-gpu"
+    assert cache.read_bytes() == b"+timings"
+
+
+def test_no_timing_cache_path_uses_one_in_memory(fake, tmp_path):
+    trt = fake(version="11.4.0.106")
+    _, facts = build_serialized_plan(tmp_path / "m.onnx", plan_precision(11, "fp16"), TrtBuildConfig(), 32)
+    assert facts["timing_cache"] == {"path": None, "status": "memory", "bytes_in": 0}
+    assert ("set_timing_cache", False) in trt.calls and not list(tmp_path.iterdir())
+
+
+def test_version_compatible_flags(fake, tmp_path):
+    trt = fake(version="11.4.0.106")
+    cfg = TrtBuildConfig(version_compatible=True)
+    assert compatibility_flags(cfg) == ("VERSION_COMPATIBLE",)
+    _, facts = build_serialized_plan(tmp_path / "m.onnx", plan_precision(11, "fp16"), cfg, 32)
+    assert ("set_flag", "VERSION_COMPATIBLE") in trt.calls and facts["version_compatible"] is True
+    cfg = TrtBuildConfig(version_compatible=True, exclude_lean_runtime=True)
+    _, facts = build_serialized_plan(tmp_path / "m.onnx", plan_precision(11, "fp16"), cfg, 32)
+    assert facts["builder_flags"] == ["VERSION_COMPATIBLE", "EXCLUDE_LEAN_RUNTIME"] and facts["exclude_lean_runtime"]
+    with pytest.raises(LibDeepfakeError, match="add --version-compatible"):
+        TrtBuildConfig(exclude_lean_runtime=True)
+
+
+def test_trt10_fp16_and_version_compatible(fake, tmp_path):
+    trt = fake(version="10.13.0.35")
+    _, facts = build_serialized_plan(tmp_path / "m.onnx", plan_precision(10, "fp16"),
+                                     TrtBuildConfig(version_compatible=True), 32)  # fmt: skip
+    assert facts["builder_flags"] == ["FP16", "VERSION_COMPATIBLE"]
+    assert [c[1] for c in trt.calls if c[0] == "set_flag"] == ["FP16", "VERSION_COMPATIBLE"]
+
+
+def test_fake_builder_follows_the_documented_api():
+    """Every method of the fake builder objects has the documented parameter names (typings/tensorrt.pyi)."""
+    import inspect
+
+    from tests.engines._trt_reference import stub_classes
+
+    stub = stub_classes()
+    for name, cls in make_fake_trt("11.4.0.106").fakes.items():
+        for member, value in vars(cls).items():
+            private = member.startswith("_") and not (member == "__init__" and member in stub[name])
+            if private or not callable(value) or member == "api":  # api(): the fake engine's test handle
+                continue
+            assert member in stub[name], f"{name}.{member} is not in the documented API"
+            documented = list(stub[name][member].parameters)
+            assert list(inspect.signature(value).parameters) == documented, f"{name}.{member}"
 
 
 def test_builder_calls_trt11_fp16(fake, tmp_path):
@@ -138,6 +206,19 @@ def test_build_engine_writes_plan_and_manifest(fake, fake_gpu, onnx_model, tmp_p
     assert extra["onnx_precision"] == "fp32" and extra["builder_flags"] == ["FP16"]
     assert manifest["io"]["inputs"][0]["dtype"] == "uint8"
     assert result.manifest.input_size == 32
+    assert extra["version_compatible"] is False and extra["timing_cache"]["status"] == "memory"
+
+
+def test_build_engine_records_version_compatibility(fake, fake_gpu, onnx_model, tmp_path):
+    fake(version="10.13.0.35")
+    cache = tmp_path / "t.cache"
+    result = build_engine(onnx_model, tmp_path / "m.plan", TrtBuildConfig(1, 8, 16, version_compatible=True,
+                                                                          timing_cache=cache))  # fmt: skip
+    extra = json.loads((tmp_path / "m.plan.json").read_text())["extra"]
+    assert extra["version_compatible"] is True and extra["exclude_lean_runtime"] is False
+    assert extra["build_config"]["version_compatible"] is True
+    assert extra["timing_cache"]["status"] == "new" and cache.is_file()
+    assert result.manifest.extra["builder_flags"] == ["FP16", "VERSION_COMPATIBLE"]
 
 
 def test_build_engine_trt11_wants_fp16_onnx(fake, fake_gpu, onnx_model, tmp_path):

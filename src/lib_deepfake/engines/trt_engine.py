@@ -4,8 +4,13 @@ Written against the TensorRT 10/11 Python API (gpu-stack.md §4; names checked a
 ``Runtime.deserialize_cuda_engine``, ``ICudaEngine.get_tensor_*``, ``IExecutionContext.set_input_shape`` /
 ``set_tensor_address`` / ``execute_async_v3``. I/O buffers are torch tensors and work is enqueued on a torch stream,
 so there is one CUDA context (torch's) and no pycuda. The pure helpers (:func:`check_plan_compat`,
-:func:`split_batch`, :class:`PlanRunner`) are tested on CPU with a fake ``tensorrt`` module; the real path is
-**not yet run on a GPU**.
+:func:`split_batch`, :class:`PlanRunner`) are tested on CPU with a fake whose every runtime call is checked against
+NVIDIA's own lean bindings (``tensorrt_lean_bindings``, which import without a GPU); the real path is **not yet
+run on a GPU**.
+
+Runtimes: the full ``tensorrt`` when installed, else the lean runtime (``tensorrt_lean_bindings``, extra
+``trt-lean``), which runs only plans built with ``lib-export to-trt --version-compatible``; the plan's manifest says
+which it is, and a plan the present runtime cannot run is refused before deserialising.
 """
 
 from __future__ import annotations
@@ -53,25 +58,61 @@ def present_gpu(device: torch.device) -> dict[str, str]:
     return {"gpu_name": torch.cuda.get_device_name(device), "compute_capability": f"{major}.{minor}"}
 
 
-def check_plan_compat(built: Mapping[str, Any], present: Mapping[str, Any], artifact: str) -> None:
-    """Refuse a plan built for another TensorRT major version or GPU architecture.
+#: Version-compatible plans of one major also run on the runtime of the next (TensorRT support matrix: 10 -> 11).
+_CROSS_MAJOR = {(10, 11)}
 
-    Plans are not portable (gpu-stack.md §4.2): TensorRT refuses other versions and kernels are compiled for one
-    compute capability. Checking the manifest first turns a deserialisation failure (or worse) into a message
-    that says what was built and what is present.
+
+def _version_problem(built: Mapping[str, Any], b_ver: str, p_ver: str) -> str | None:
+    """Why a plan built with ``b_ver`` cannot run on runtime ``p_ver`` (None when it can)."""
+    if not (b_ver and p_ver):
+        return None
+    b_major, p_major = trt_major(b_ver), trt_major(p_ver)
+    if not built.get("version_compatible"):
+        if b_major != p_major:
+            return f"it was built with TensorRT {b_ver}, this machine has TensorRT {p_ver}"
+        return None
+    if _trt_api.version_tuple(b_ver) > _trt_api.version_tuple(p_ver):
+        return (f"it was built with TensorRT {b_ver}, newer than this machine's {p_ver}: version-compatible plans run "
+                "on the same or a later TensorRT only")  # fmt: skip
+    if b_major != p_major and (b_major, p_major) not in _CROSS_MAJOR:
+        return f"it was built with TensorRT {b_ver}, and TensorRT {p_ver} does not run {b_major}.x plans"
+    if built.get("exclude_lean_runtime") and b_ver != p_ver:
+        return (f"it was built with TensorRT {b_ver} without its lean runtime (--exclude-lean-runtime), so it runs "
+                f"only on exactly that version, not {p_ver}")  # fmt: skip
+    return None
+
+
+def check_plan_compat(built: Mapping[str, Any], present: Mapping[str, Any], artifact: str) -> None:
+    """Refuse a plan that the TensorRT runtime and GPU present cannot run, before deserialising it.
+
+    Plans are not portable (gpu-stack.md §4.2): kernels are compiled for one compute capability, and a plan runs
+    only on the TensorRT that built it unless it was built version-compatible (then on the same or a later version
+    of that major, and 10.x plans on 11.x). The lean runtime runs version-compatible plans only. Checking the
+    manifest first turns a deserialisation failure (or worse) into a message that says what was built and what
+    is present.
 
     Args:
-        built: the plan manifest's ``extra`` (``tensorrt``, ``compute_capability``, ``gpu_name``).
-        present: the same keys for this machine.
+        built: the plan manifest's ``extra`` (``tensorrt``, ``compute_capability``, ``gpu_name``,
+            ``version_compatible``, ``exclude_lean_runtime``).
+        present: ``tensorrt`` (version), ``runtime`` (``"full"`` or ``"lean"``), ``compute_capability``,
+            ``gpu_name`` for this machine.
         artifact: name for messages.
 
     Raises:
-        ArtifactMismatchError: on a TensorRT major or compute-capability mismatch.
+        ArtifactMismatchError: the plan cannot run here; the message says how to get one that can.
     """
+    if present.get("runtime") == "lean" and not built.get("version_compatible"):
+        raise ArtifactMismatchError(
+            f"{artifact} was not built version-compatible, and the TensorRT here is the lean runtime "
+            f"(tensorrt_lean_bindings {present.get('tensorrt', '?')}), which runs only version-compatible plans: "
+            "rebuild it with lib-export to-trt --version-compatible, or install the full TensorRT "
+            "(pip install 'lib-deepfake[trt]')"
+        )
     problems = []
     b_ver, p_ver = str(built.get("tensorrt", "")), str(present.get("tensorrt", ""))
-    if b_ver and p_ver and trt_major(b_ver) != trt_major(p_ver):
-        problems.append(f"it was built with TensorRT {b_ver}, this machine has TensorRT {p_ver}")
+    version_problem = _version_problem(built, b_ver, p_ver)
+    if version_problem:
+        problems.append(version_problem)
     b_cc, p_cc = str(built.get("compute_capability", "")), str(present.get("compute_capability", ""))
     if b_cc and p_cc and b_cc != p_cc:
         problems.append(
@@ -82,7 +123,7 @@ def check_plan_compat(built: Mapping[str, Any], present: Mapping[str, Any], arti
         raise ArtifactMismatchError(
             f"{artifact} cannot run here: {'; '.join(problems)}. Rebuild it on this machine with lib-export to-trt"
         )
-    if b_ver and p_ver and b_ver != p_ver:
+    if b_ver and p_ver and b_ver != p_ver and not built.get("version_compatible"):
         logger.warning(
             "%s was built with TensorRT %s and this machine has %s: plans are tied to the exact version unless built "
             "version-compatible; rebuild if loading fails",
@@ -194,7 +235,6 @@ class TrtEngine(Engine):
 
     name = "trt"
     artifact_suffixes = (".plan", ".engine")
-    requires = ("tensorrt",)
     extra = "trt"
 
     def __init__(
@@ -220,12 +260,13 @@ class TrtEngine(Engine):
 
     @classmethod
     def available(cls, device: str | torch.device | None = None) -> Availability:
-        base = super().available(device)
-        if not base:
-            return base
+        module = _trt_api.installed_runtime()
+        if module is None:
+            hint = "pip install 'lib-deepfake[trt]', or '[trt-lean]' for version-compatible plans"
+            return Availability(False, f"neither tensorrt nor tensorrt_lean_bindings is installed ({hint})")
         if not torch.cuda.is_available():
-            return Availability(False, "tensorrt is installed but torch sees no CUDA device")
-        return Availability(True, "tensorrt installed, CUDA device present")
+            return Availability(False, f"{module} is installed but torch sees no CUDA device")
+        return Availability(True, f"{module} installed, CUDA device present")
 
     @property
     def input_size(self) -> int:
@@ -247,6 +288,7 @@ class TrtEngine(Engine):
         runner = self._runner
         info.runtime = {
             "tensorrt": self._present.get("tensorrt", ""),
+            "runtime": self._present.get("runtime", ""),
             "gpu_name": self._present.get("gpu_name", ""),
             "compute_capability": self._present.get("compute_capability", ""),
             "profile": [runner.min_batch, runner.opt_batch, runner.max_batch] if runner else None,
@@ -255,30 +297,42 @@ class TrtEngine(Engine):
         return info
 
     def _present_machine(self) -> dict[str, str]:
-        return {"tensorrt": str(_trt_api.trt.__version__), **present_gpu(self.device)}
+        trt = _trt_api.trt
+        return {"tensorrt": str(trt.__version__), "runtime": _trt_api.runtime_kind(trt), **present_gpu(self.device)}
 
     def _load(self) -> None:
-        _trt_api.bind("running TensorRT plans")
+        _trt_api.bind("running TensorRT plans", builder=False)
         trt = _trt_api.trt
+        # Before anything touches TensorRT's runtime: without a driver the lean Runtime is unusable (crashes).
         require_cuda(self.device, "trt engine")
         self._present = self._present_machine()
         manifest: Manifest | None = self.manifest if self.manifest is not None else Manifest.load(self.artifact)
         self._manifest = manifest
+        built: Mapping[str, Any] = {}
         if manifest is None:
-            logger.warning("%s has no manifest: its TensorRT version and GPU are not checked", self.artifact.name)
+            logger.warning("%s has no manifest: its TensorRT version, GPU and version compatibility are not checked",
+                           self.artifact.name)  # fmt: skip
         else:
             if manifest.format != "tensorrt":
                 raise ArtifactMismatchError(f"{self.artifact.name}: manifest format is {manifest.format!r}")
-            check_plan_compat(manifest.extra, self._present, self.artifact.name)
+            built = manifest.extra
+            check_plan_compat(built, self._present, self.artifact.name)
         torch.cuda.set_device(self.device)
         logger_trt = trt.Logger(trt.Logger.WARNING)
         runtime = trt.Runtime(logger_trt)
+        if built.get("version_compatible") and not built.get("exclude_lean_runtime"):
+            # A version-compatible plan carries its own lean runtime (host code), which a runtime of another
+            # version loads only when allowed; our manifest says we built it.
+            runtime.engine_host_code_allowed = True
         engine = runtime.deserialize_cuda_engine(self.artifact.read_bytes())
         if engine is None:
+            kind = self._present.get("runtime", "full")
+            lean = kind == "lean"
             raise ArtifactMismatchError(
-                f"TensorRT {self._present['tensorrt']} could not deserialize {self.artifact.name} on "
-                f"{self._present['gpu_name']} (built for another version or GPU, or damaged); rebuild it with "
-                "lib-export to-trt"
+                f"TensorRT {self._present['tensorrt']} ({kind} runtime) could not deserialize "
+                f"{self.artifact.name} on {self._present['gpu_name']} (built for another version or GPU"
+                f"{', or not version-compatible' if lean else ''}, or damaged); rebuild it with lib-export to-trt"
+                f"{' --version-compatible' if lean else ''}"
             )
         self._engine, self._runtime = engine, runtime
         self._runner = PlanRunner(engine, engine.create_execution_context(), self.device)

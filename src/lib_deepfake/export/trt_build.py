@@ -3,12 +3,19 @@
 Version-aware through :mod:`lib_deepfake.export.precision`: TensorRT 10 builds FP16 from the FP32 ONNX with the
 FP16 builder flag; TensorRT 11 (always strongly typed, no FP16 flag) builds from the FP16 ONNX. The TensorRT calls
 are the documented 10/11 API (gpu-stack.md §4.3), confined to :func:`build_serialized_plan`, which the tests drive
-with a fake ``tensorrt`` module; the real path is **not yet run on a GPU**.
+with a fake ``tensorrt`` module (its enums are NVIDIA's, from the lean bindings; its builder classes follow the
+documented signatures in ``typings/tensorrt.pyi``); the real path is **not yet run on a GPU**.
+
+``version_compatible`` sets ``BuilderFlag.VERSION_COMPATIBLE``: the plan then runs on later TensorRT versions of
+the same major (10.x plans on 11.x too) and on the lean runtime (``tensorrt_lean_bindings``). By default such a
+plan embeds a copy of the lean runtime; ``exclude_lean_runtime`` (``BuilderFlag.EXCLUDE_LEAN_RUNTIME``) leaves it
+out, which makes the plan smaller but ties it to exactly the TensorRT version that built it.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -35,6 +42,8 @@ class TrtBuildConfig:
         timing_cache: file to read and update with kernel timings (makes rebuilds fast); None = no cache.
         builder_opt_level: 0..5 (TensorRT default 3; higher builds longer and may run faster).
         precision: ``"fp16"`` or ``"fp32"``.
+        version_compatible: build a version-compatible plan (later TensorRT versions, the lean runtime).
+        exclude_lean_runtime: with ``version_compatible``, leave the lean runtime out of the plan.
     """
 
     min_batch: int = 1
@@ -44,8 +53,14 @@ class TrtBuildConfig:
     timing_cache: Path | None = None
     builder_opt_level: int = 3
     precision: str = "fp16"
+    version_compatible: bool = False
+    exclude_lean_runtime: bool = False
 
     def __post_init__(self) -> None:
+        if self.exclude_lean_runtime and not self.version_compatible:
+            raise LibDeepfakeError(
+                "--exclude-lean-runtime applies to version-compatible plans: add --version-compatible"
+            )
         if not 1 <= self.min_batch <= self.opt_batch <= self.max_batch:
             raise LibDeepfakeError(
                 "the batch profile needs 1 <= min <= opt <= max, got "
@@ -67,6 +82,62 @@ class TrtBuildResult:
     manifest: Manifest
     onnx_path: Path
     build_s: float
+
+
+def compatibility_flags(config: TrtBuildConfig) -> tuple[str, ...]:
+    """``trt.BuilderFlag`` member names for the plan's version compatibility."""
+    if not config.version_compatible:
+        return ()
+    return ("VERSION_COMPATIBLE", "EXCLUDE_LEAN_RUNTIME") if config.exclude_lean_runtime else ("VERSION_COMPATIBLE",)
+
+
+def attach_timing_cache(build_config: Any, path: Path | None) -> tuple[Any, dict[str, Any]]:
+    """Create the build's timing cache (from ``path`` when it exists) and attach it to ``build_config``.
+
+    TensorRT refuses a cache written by another TensorRT version or on another GPU (``set_timing_cache`` returns
+    False with ``ignore_mismatch=False``; ``create_timing_cache`` may also return None). Such a cache is replaced by
+    a fresh one before the (long) build starts, with a warning, and the facts say so for the manifest.
+
+    Returns:
+        (the attached ITimingCache, facts: ``path``, ``status`` = "new" | "reused" | "rejected" | "memory").
+
+    Raises:
+        LibDeepfakeError: not even an empty cache can be attached.
+    """
+    old = path.read_bytes() if path is not None and path.is_file() else b""
+    cache = build_config.create_timing_cache(old) if old else None
+    # ignore_mismatch=False: a cache from another GPU/TensorRT is refused rather than silently mixed in.
+    if cache is not None and build_config.set_timing_cache(cache, ignore_mismatch=False):
+        return cache, {"path": str(path), "status": "reused", "bytes_in": len(old)}
+    status = "memory" if path is None else "new"
+    if old:
+        status = "rejected"
+        logger.warning(
+            "TensorRT refused the timing cache %s (%d bytes; written by another TensorRT version or on another GPU): "
+            "building with a fresh cache; the old one is kept as %s.rejected",
+            path,
+            len(old),
+            path,
+        )
+    cache = build_config.create_timing_cache(b"")
+    if cache is None or not build_config.set_timing_cache(cache, ignore_mismatch=False):
+        raise LibDeepfakeError("TensorRT could not attach an empty timing cache to the builder configuration")
+    return cache, {"path": str(path) if path is not None else None, "status": status, "bytes_in": len(old)}
+
+
+def save_timing_cache(build_config: Any, cache: Any, facts: dict[str, Any]) -> None:
+    """Write the build's timing cache back to ``facts["path"]`` (a refused old cache is moved aside, not lost)."""
+    if facts["path"] is None:
+        return
+    from lib_deepfake.atomic import write_bytes_atomic
+
+    path = Path(facts["path"])
+    if facts["status"] == "rejected" and path.is_file():
+        os.replace(path, path.with_name(path.name + ".rejected"))
+    current = build_config.get_timing_cache() or cache
+    data = bytes(current.serialize())
+    write_bytes_atomic(path, data)
+    facts["bytes_out"] = len(data)
 
 
 def build_serialized_plan(
@@ -104,27 +175,21 @@ def build_serialized_plan(
     build_config = builder.create_builder_config()
     build_config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(config.workspace_gib * (1 << 30)))
     build_config.builder_optimization_level = config.builder_opt_level
-    for flag in plan.builder_flags:
+    builder_flags = (*plan.builder_flags, *compatibility_flags(config))
+    for flag in builder_flags:
         build_config.set_flag(getattr(trt.BuilderFlag, flag))
     profile = builder.create_optimization_profile()
     shape_min, shape_opt, shape_max = config.profile(size)
     profile.set_shape(input_name, shape_min, shape_opt, shape_max)
     build_config.add_optimization_profile(profile)
-    cache_bytes = b""
-    if config.timing_cache is not None and config.timing_cache.is_file():
-        cache_bytes = config.timing_cache.read_bytes()
-    cache = build_config.create_timing_cache(cache_bytes)
-    # ignore_mismatch=False: a cache from another GPU/TensorRT is rejected rather than silently mixed in.
-    build_config.set_timing_cache(cache, False)
+    cache, cache_facts = attach_timing_cache(build_config, config.timing_cache)
     serialized = builder.build_serialized_network(network, build_config)
     if serialized is None:
         raise LibDeepfakeError(f"TensorRT failed to build a plan from {onnx_path.name} (see the TensorRT log above)")
-    if config.timing_cache is not None:
-        from lib_deepfake.atomic import write_bytes_atomic
-
-        write_bytes_atomic(config.timing_cache, bytes(build_config.get_timing_cache().serialize()))
-    facts = {"input_name": input_name, "builder_flags": list(plan.builder_flags),
-             "network_flags": list(plan.network_flags)}  # fmt: skip
+    save_timing_cache(build_config, cache, cache_facts)
+    facts = {"input_name": input_name, "builder_flags": list(builder_flags), "network_flags": list(plan.network_flags),
+             "version_compatible": config.version_compatible, "exclude_lean_runtime": config.exclude_lean_runtime,
+             "timing_cache": cache_facts}  # fmt: skip
     return bytes(serialized), facts
 
 
@@ -226,7 +291,7 @@ def build_engine(
     source, out = Path(source), Path(out)
     if out.suffix not in PLAN_SUFFIXES:
         raise LibDeepfakeError(f"output must end in {' or '.join(PLAN_SUFFIXES)}, got {out.name}")
-    version = str(_trt_api.bind("building TensorRT plans").__version__)
+    version = str(_trt_api.bind("building TensorRT plans", builder=True).__version__)
     plan = plan_precision(trt_major(version), config.precision)
     dev = torch.device(device)
     if dev.type != "cuda" or not torch.cuda.is_available():
@@ -285,5 +350,6 @@ def build_engine(
     )
     manifest.versions["tensorrt"] = version
     manifest.save(out)
-    logger.info("built %s in %.1f s (%s, %s)", out.name, build_s, plan.precision, gpu["gpu_name"])
+    logger.info("built %s in %.1f s (%s, %s%s)", out.name, build_s, plan.precision, gpu["gpu_name"],
+                ", version-compatible" if config.version_compatible else "")  # fmt: skip
     return TrtBuildResult(out, manifest, onnx_path, build_s)
