@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from lib_deepfake.cli.common import CONTEXT_SETTINGS, handle_errors, verbosity_options
+from lib_deepfake.cli.parity_options import crops_option, parity_line, parity_tol_option
 
 
 def _parse_batch(ctx: click.Context, param: click.Parameter, value: str) -> int | None:
@@ -50,12 +51,8 @@ def main() -> None:
     help="Crop size that an official-format checkpoint was trained at (they do not record it) [224].",
 )
 @click.option("--skip-parity", is_flag=True, help="Do not compare against PyTorch with ONNX Runtime (not advised).")
-@click.option(
-    "--parity-tolerance",
-    type=click.FloatRange(0, 1),
-    default=None,
-    help="Max |dprob_fake| vs PyTorch FP32 [1e-4 for FP32, 2e-3 for FP16].",
-)
+@parity_tol_option("--parity-tol", "--parity-tolerance")
+@crops_option()
 @verbosity_options
 @handle_errors
 def to_onnx(
@@ -67,15 +64,18 @@ def to_onnx(
     size: int | None,
     official_size: int | None,
     skip_parity: bool,
-    parity_tolerance: float | None,
+    tolerance: str | None,
+    crops: Path | None,
     verbose: int,
     quiet: bool,
 ) -> None:
     """Export CHECKPOINT to ONNX: input `faces` uint8 [N,S,S,3] RGB, output `prob_fake` float32 [N].
 
     Only the inference sub-graph is exported; channel order, /255 and mean/std are inside the graph. The result
-    is checked with onnx.checker and compared with the PyTorch FP32 model on ONNX Runtime (CPU); beyond 1e-4
-    (FP32) or 2e-3 (FP16) the file is removed and the command fails.
+    is checked with onnx.checker and compared with the PyTorch FP32 model on ONNX Runtime (CPU) on face crops
+    (the bundled set, or --crops): log-odds and P(fake) differences and decision agreement at 0.5. Past the
+    precision's limits (FP32: max |dlogit| 1e-3 and max |dprob| 1e-4; FP16: see --parity-tol) the file is removed
+    and the command fails; the manifest records every figure.
     """
     from lib_deepfake.export.onnx_export import export_onnx
 
@@ -88,13 +88,12 @@ def to_onnx(
         size=size,
         official_input_size=official_size,
         check_parity=not skip_parity,
-        parity_tolerance=parity_tolerance,
+        parity_tolerance=tolerance,
+        crops=crops,
     )
-    parity = result.manifest.extra.get("parity", {})
-    diff = "skipped" if parity.get("skipped") else f"max |dprob_fake| = {result.max_abs_diff:.3g} vs PyTorch FP32"
     click.echo(
         f"wrote {result.path} ({result.manifest.precision}, {result.path.stat().st_size / 1e6:.1f} MB); "
-        f"parity: {diff}; manifest: {result.path.name}.json"
+        f"parity vs PyTorch FP32: {parity_line(result.manifest.extra['parity'])}; manifest: {result.path.name}.json"
     )
 
 
@@ -115,12 +114,8 @@ def to_onnx(
     help="Folder of face crops (PNG/JPG, searched recursively) to calibrate on [random crops: speed only].",
 )
 @click.option("--calibration-limit", default=256, type=click.IntRange(8, None), help="At most this many crops.")
-@click.option(
-    "--parity-tolerance",
-    type=click.FloatRange(0, 1),
-    default=0.05,
-    help="Max mean |dprob_fake| against the FP32 model on crops held out of calibration.",
-)
+@parity_tol_option("--parity-tol", "--parity-tolerance")
+@crops_option()
 @verbosity_options
 @handle_errors
 def quantize(
@@ -128,37 +123,37 @@ def quantize(
     out: Path,
     calibration: Path | None,
     calibration_limit: int,
-    parity_tolerance: float,
+    tolerance: str | None,
+    crops: Path | None,
     verbose: int,
     quiet: bool,
 ) -> None:
     """Quantize an FP32 ONNX from `to-onnx` to INT8 (QDQ) for CPUs: same uint8 input and float32 output.
 
     Calibrate on crops like the ones you will scan (e.g. a `lib-prep videos` crop folder, read in a seeded random
-    order so that real and fake crops mix); up to 64 of them are held out, the result is compared with the FP32
-    model on those and removed when their mean |dprob_fake| exceeds --parity-tolerance.
+    order so that real and fake crops mix); up to 64 of them are held out. The result is compared with the FP32
+    model on face crops (the bundled set, or --crops) and on the held-out crops, and removed when either set
+    breaks the INT8 limits (see --parity-tol).
     """
     from lib_deepfake.export.quantize import quantize_int8
 
     result = quantize_int8(
-        source, out, calibration=calibration, calibration_limit=calibration_limit, tolerance=parity_tolerance
+        source, out, calibration=calibration, calibration_limit=calibration_limit, tolerance=tolerance, crops=crops
     )
-    parity = result.manifest.extra["parity"]
     click.echo(
-        f"wrote {result.path} (int8, {result.path.stat().st_size / 1e6:.1f} MB); parity vs FP32 on "
-        f"{parity.get('inputs', '?')}: mean |dprob_fake| = {parity['mean_abs_diff']:.3g}, max "
-        f"{parity['max_abs_diff']:.3g}, agreement {parity['agreement']:.3f}; "
-        f"calibration: {result.manifest.extra['quantization']['calibration']['source']}"
+        f"wrote {result.path} (int8, {result.path.stat().st_size / 1e6:.1f} MB); parity vs FP32: "
+        f"{parity_line(result.manifest.extra['parity'])}; calibration: "
+        f"{result.manifest.extra['quantization']['calibration']['source']}"
     )
 
 
 def _register_optional_commands() -> None:
-    # TensorRT commands live in their own module (owned by the engines code); importing it is cheap (no tensorrt).
-    try:
-        from lib_deepfake.cli import export_trt
-    except ImportError:  # pragma: no cover - only while the module does not exist yet
-        return
+    # to-trt/verify and to-aoti/quantize-openvino live in their own modules; importing them is cheap (compilers and
+    # runtimes are imported inside the commands). A broken module must fail here, loudly, not make commands vanish.
+    from lib_deepfake.cli import export_aoti, export_trt
+
     export_trt.register(main)
+    export_aoti.register(main)
 
 
 _register_optional_commands()

@@ -3,6 +3,10 @@
 Only the inference sub-graph is exported (backbones -> concat -> bottleneck -> linear -> softmax[:, 1]); the
 auxiliary training heads are not part of the graph. Preprocessing (RGB->BGR for official weights, /255,
 mean/std) is inside the graph, so every engine takes uint8 [N, S, S, 3] RGB.
+
+The parity check (:mod:`lib_deepfake.engines.parity`) runs ONNX Runtime (CPU) and the PyTorch FP32 model on face
+crops - the bundled set, or the user's ``crops`` - and removes the file when logits or probabilities differ beyond
+the precision's tolerance; the manifest records the figures, the inputs and the limits applied.
 """
 
 from __future__ import annotations
@@ -11,23 +15,25 @@ import contextlib
 import copy
 import io
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from lib_deepfake._optional import require
-from lib_deepfake.errors import LibDeepfakeError, ParityError
+from lib_deepfake.engines.parity import Tolerance, compare_sets, raise_for_parity, resolve_tolerance, run_batched
+from lib_deepfake.errors import LibDeepfakeError
 from lib_deepfake.manifest import INPUT_NAME, OUTPUT_NAME, Manifest, contract_io
 from lib_deepfake.model.checkpoint import LoadedCheckpoint, load_model
 from lib_deepfake.model.inference import InferenceModel
 from lib_deepfake.model.testing import random_faces
+from lib_deepfake.prep.face_crops import parity_crops
 
 logger = logging.getLogger(__name__)
 
-# max |prob_fake(ORT) - prob_fake(torch FP32)| allowed before the artifact is rejected
-PARITY_TOLERANCE = {"fp32": 1e-4, "fp16": 2e-3}
 DEFAULT_OPSET = 18  # the dynamo exporter's minimum; TensorRT 10/11 parse it
 MAX_DYNAMIC_BATCH = 4096
 
@@ -36,7 +42,7 @@ MAX_DYNAMIC_BATCH = 4096
 class OnnxExportResult:
     path: Path
     manifest: Manifest
-    max_abs_diff: float
+    max_abs_diff: float  # max |dprob_fake| of the parity check (NaN when skipped); the manifest has every figure
 
 
 def _with_size(ckpt: LoadedCheckpoint, size: int | None):
@@ -92,24 +98,40 @@ def cpu_session(path: Path, threads: int = 2) -> Any:
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def ort_parity(path: Path, reference: torch.nn.Module, size: int, *, batches: tuple[int, ...] = (1, 3)) -> dict:
-    """Run ONNX Runtime (CPU) and the PyTorch FP32 reference on identical random crops."""
-    ort = require("onnxruntime", purpose="checking the exported model against PyTorch", extra="cpu")
-    session = cpu_session(path)
-    diffs = []
-    for i, b in enumerate(batches):
-        faces = random_faces(b, size, seed=i)
-        with torch.inference_mode():
-            expected = reference(faces).numpy()
-        got = session.run([OUTPUT_NAME], {INPUT_NAME: faces.numpy()})[0]
-        if got.shape != expected.shape:
-            raise ParityError(f"ONNX output shape {got.shape} != PyTorch {expected.shape}")
-        diffs.append(abs(got.astype("float64") - expected.astype("float64")))
-    import numpy as np
+def onnx_runner(path: Path, *, fixed_batch: int | None = None, threads: int = 2) -> Callable[[torch.Tensor], Any]:
+    """``faces uint8 [n, S, S, 3] -> prob_fake [n]`` through ONNX Runtime (CPU); a graph exported for a fixed batch
+    gets its last, short chunk padded with copies of the first crop."""
+    session = cpu_session(path, threads)
 
-    flat = np.concatenate([d.ravel() for d in diffs])
-    return {"max_abs_diff": float(flat.max()), "mean_abs_diff": float(flat.mean()), "samples": int(flat.size),
-            "reference": "torch fp32 eager", "runtime": f"onnxruntime {ort.__version__} CPU"}  # fmt: skip
+    def infer(faces: torch.Tensor) -> Any:
+        x = faces.cpu().numpy()
+        n = len(x)
+        if fixed_batch is not None and n < fixed_batch:
+            x = np.concatenate([x, np.repeat(x[:1], fixed_batch - n, axis=0)])
+        return session.run([OUTPUT_NAME], {INPUT_NAME: x})[0][:n]
+
+    return infer
+
+
+def check_onnx_parity(path: Path, reference: torch.nn.Module, size: int, precision: str, *,
+                      tolerance: Tolerance | str | None = None, crops: Path | str | None = None,
+                      fixed_batch: int | None = None) -> dict[str, Any]:  # fmt: skip
+    """ONNX Runtime (CPU) against the PyTorch FP32 ``reference`` on face crops; the :func:`compare_sets` record.
+
+    Args:
+        tolerance: limits, or ``KEY=VALUE,...`` overrides of the precision's defaults (recorded as such).
+        crops: the user's crops (folder or array file) instead of the bundled face-crop set.
+        fixed_batch: the graph's fixed batch size, if it has one.
+    """
+    ort = require("onnxruntime", purpose="checking the exported model against PyTorch", extra="cpu")
+    name, faces, description = parity_crops(size, crops)
+    batch = fixed_batch or 16
+    expected = run_batched(reference, faces, batch)
+    got = run_batched(onnx_runner(path, fixed_batch=fixed_batch), faces, batch)
+    limits, override = resolve_tolerance(precision, tolerance)
+    result = compare_sets({name: expected}, {name: got}, precision, tolerance=limits, inputs={name: description})
+    return {**result, "tolerance_override": override, "reference": "torch fp32 eager",
+            "runtime": f"onnxruntime {ort.__version__} CPU"}  # fmt: skip
 
 
 def export_onnx(
@@ -122,7 +144,8 @@ def export_onnx(
     size: int | None = None,
     official_input_size: int | None = None,
     check_parity: bool = True,
-    parity_tolerance: float | None = None,
+    parity_tolerance: Tolerance | str | None = None,
+    crops: Path | str | None = None,
 ) -> OnnxExportResult:
     """Export a checkpoint (ours or official) to a single-file ONNX model with a manifest.
 
@@ -135,10 +158,13 @@ def export_onnx(
         size: crop size S to export for (default: the checkpoint's).
         official_input_size: crop size assumed for official checkpoints, which do not record it.
         check_parity: compare with PyTorch FP32 on ONNX Runtime CPU and delete the file when it disagrees.
-        parity_tolerance: max |dprob_fake| accepted; default ``PARITY_TOLERANCE[precision]`` (1e-4 / 2e-3).
+        parity_tolerance: limits (:class:`Tolerance`), or ``KEY=VALUE,...`` overrides of the precision's defaults
+            (:data:`~lib_deepfake.engines.parity.DEFAULT_TOLERANCES`); recorded in the manifest.
+        crops: face crops to check on (a folder of images or a uint8 [N, S, S, 3] .npy/.pt) instead of the bundled
+            face-crop set.
 
     Raises:
-        ParityError: the exported model disagrees with PyTorch beyond ``PARITY_TOLERANCE``.
+        ParityError: the exported model disagrees with PyTorch beyond the tolerance (nothing is written).
     """
     out = Path(out)
     if out.suffix != ".onnx":
@@ -169,15 +195,11 @@ def export_onnx(
         _finalise_graph(tmp, metadata)
         parity: dict[str, Any] = {"skipped": True}
         if check_parity:
-            parity = ort_parity(tmp, reference, config.input_size, batches=(batch,) if batch else (1, 3))
-            tolerance = PARITY_TOLERANCE[precision] if parity_tolerance is None else parity_tolerance
-            parity["tolerance"] = tolerance
-            logger.info("ONNX parity vs PyTorch FP32: max |dprob| = %.3g", parity["max_abs_diff"])
-            if parity["max_abs_diff"] > tolerance:
-                raise ParityError(
-                    f"exported {precision} ONNX disagrees with PyTorch: max |dprob_fake| = "
-                    f"{parity['max_abs_diff']:.3g} > {tolerance:g}; {out.name} was not written"
-                )
+            parity = check_onnx_parity(tmp, reference, config.input_size, precision, tolerance=parity_tolerance,
+                                       crops=crops, fixed_batch=batch)  # fmt: skip
+            logger.info("ONNX parity vs PyTorch FP32: %s", parity["overall"])
+            raise_for_parity(parity, f"exported {precision} ONNX disagrees with PyTorch FP32; {out.name} was not "
+                             "written")  # fmt: skip
         tmp.replace(out)
     finally:
         tmp.unlink(missing_ok=True)
@@ -199,4 +221,4 @@ def export_onnx(
         },  # fmt: skip
     )
     manifest.save(out)
-    return OnnxExportResult(out, manifest, float(parity.get("max_abs_diff", float("nan"))))
+    return OnnxExportResult(out, manifest, float(parity["overall"]["max_abs_diff"]) if check_parity else float("nan"))

@@ -7,10 +7,11 @@ Accuracy depends on calibration: give crops like the ones the model will see (``
 crops only make a file for speed measurements, and the manifest says which was used.
 
 Crops are drawn from the folder in a seeded random order (not name order: a ``lib-prep`` folder lists every
-``fake_*`` video before any ``real_*`` one), and the first ``parity_crops`` of that order are held out: the INT8
-model is compared with the FP32 model on those real crops it was not calibrated on. Per-face INT8 scores of a
-trained model move more than video scores do (a video averages its faces), so the gate is on the *mean*
-|dP(fake)|; max, 95th percentile and decision agreement are recorded beside it. Measured on a trained demo model:
+``fake_*`` video before any ``real_*`` one), and the first ``parity_crops`` of that order are held out. The INT8
+model is compared with the FP32 model (:mod:`lib_deepfake.engines.parity`, INT8 limits) on face crops - the
+bundled set or the user's ``--crops`` - and on those held-out crops it was not calibrated on; every set must pass.
+Per-face INT8 scores of a trained model move more than video scores do (a video averages its faces), so the INT8
+limits are mean-based with a loose max. Measured on a trained demo model:
 bench/results/int8-accuracy-cpu-amd-epyc-2c.md.
 """
 
@@ -25,28 +26,19 @@ from typing import Any
 import numpy as np
 
 from lib_deepfake._optional import require
-from lib_deepfake.errors import ArtifactMismatchError, LibDeepfakeError, ParityError
-from lib_deepfake.export.onnx_export import OnnxExportResult, cpu_session
-from lib_deepfake.manifest import INPUT_NAME, OUTPUT_NAME, Manifest
+from lib_deepfake.engines.parity import Tolerance, compare_sets, raise_for_parity, resolve_tolerance, run_batched
+from lib_deepfake.errors import ArtifactMismatchError, LibDeepfakeError
+from lib_deepfake.export.onnx_export import OnnxExportResult, onnx_runner
+from lib_deepfake.manifest import INPUT_NAME, Manifest
+from lib_deepfake.prep.face_crops import crop_files, parity_crops, read_crops
 
 logger = logging.getLogger(__name__)
 
-INT8_TOLERANCE = 0.05  # mean |dprob_fake| against the FP32 model on held-out crops, accepted by default
+__all__ = ["PARITY_CROPS", "calibration_batches", "crop_files", "quantize_int8"]
+
+# The OpenVINO INT8 export still gates on mean |dprob_fake| against its FP32 model with this bound.
+INT8_TOLERANCE = 0.05
 PARITY_CROPS = 64  # crops held out of calibration for the parity check
-_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
-
-
-def crop_files(folder: Path, *, seed: int = 0) -> list[Path]:
-    """Every image under ``folder`` in a seeded random order (classes mixed whatever the folder names).
-
-    Raises:
-        LibDeepfakeError: no image there.
-    """
-    files = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in _IMAGE_SUFFIXES)
-    if not files:
-        raise LibDeepfakeError(f"no calibration images (.png/.jpg) under {folder}")
-    order = np.random.default_rng(seed).permutation(len(files))
-    return [files[i] for i in order]
 
 
 def calibration_batches(source: Path | Sequence[Path] | None, size: int, *, batch: int = 8, limit: int = 256,
@@ -65,21 +57,8 @@ def calibration_batches(source: Path | Sequence[Path] | None, size: int, *, batc
 
 
 def _read_batches(files: list[Path], size: int, batch: int) -> Iterator[np.ndarray]:
-    cv2 = require("cv2", purpose="reading calibration crops")
-    chunk: list[np.ndarray] = []
-    for path in files:
-        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if bgr is None:
-            logger.warning("skipping unreadable calibration image %s", path)
-            continue
-        if bgr.shape[:2] != (size, size):
-            bgr = cv2.resize(bgr, (size, size), interpolation=cv2.INTER_LINEAR)
-        chunk.append(bgr[..., ::-1])  # crops on disk hold true colours; the contract is RGB
-        if len(chunk) == batch:
-            yield np.ascontiguousarray(np.stack(chunk))
-            chunk = []
-    if chunk:
-        yield np.ascontiguousarray(np.stack(chunk))
+    for start in range(0, len(files), batch):
+        yield read_crops(files[start : start + batch], size)
 
 
 def quantize_int8(
@@ -88,9 +67,10 @@ def quantize_int8(
     *,
     calibration: Path | None = None,
     calibration_limit: int = 256,
-    tolerance: float = INT8_TOLERANCE,
+    tolerance: Tolerance | str | None = None,
     check_parity: bool = True,
-    parity_crops: int = PARITY_CROPS,
+    held_out_crops: int = PARITY_CROPS,
+    crops: Path | str | None = None,
 ) -> OnnxExportResult:
     """Quantize an FP32 contract ONNX (from ``lib-export to-onnx``) to INT8 QDQ with a manifest.
 
@@ -99,14 +79,15 @@ def quantize_int8(
         out: the INT8 .onnx to write (+ ``out.json``).
         calibration: a folder of face crops (PNG/JPG, searched recursively); None = random crops (speed only).
         calibration_limit: at most this many calibration crops.
-        tolerance: mean |dprob_fake| against the FP32 ONNX on the parity crops; past it the file is removed.
-        check_parity: compare with the FP32 model on held-out crops (calibration crops are not reused).
-        parity_crops: crops of ``calibration`` held out for the parity check (up to half of the folder); without a
-            folder the check runs on synthetic random faces, and says so.
+        tolerance: limits against the FP32 ONNX (:class:`Tolerance`), or ``KEY=VALUE,...`` overrides of the INT8
+            defaults; past them the file is removed.
+        check_parity: compare with the FP32 model on face crops and on held-out calibration crops.
+        held_out_crops: crops of ``calibration`` held out of it for the parity check (up to half of the folder).
+        crops: face crops to check on (folder or .npy/.pt) instead of the bundled face-crop set.
 
     Raises:
         ArtifactMismatchError: the source is not an FP32 contract model.
-        ParityError: the INT8 model disagrees with the FP32 model beyond ``tolerance``.
+        ParityError: the INT8 model disagrees with the FP32 model beyond the tolerance (nothing is written).
     """
     quantization = require("onnxruntime.quantization", purpose="INT8 quantization", extra="cpu")
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -122,7 +103,7 @@ def quantize_int8(
         raise ArtifactMismatchError(f"{source.name} is {manifest.precision}; INT8 quantization starts from FP32")
     size = manifest.input_size
     files = crop_files(calibration) if calibration is not None else None  # listed once: parity and calibration
-    held_out = files[: min(parity_crops, len(files) // 2)] if files is not None and check_parity else []
+    held_out = files[: min(held_out_crops, len(files) // 2)] if files is not None and check_parity else []
     batches = list(calibration_batches(files, size, limit=calibration_limit, skip=len(held_out)))
 
     class _Reader(quantization.CalibrationDataReader):  # type: ignore[misc, name-defined]
@@ -146,14 +127,8 @@ def quantize_int8(
             )  # fmt: skip
         parity: dict[str, Any] = {"skipped": True}
         if check_parity:
-            parity = _parity(source, tmp, size, held_out)
-            parity["tolerance"] = tolerance
-            if parity["mean_abs_diff"] > tolerance:
-                raise ParityError(
-                    f"INT8 model disagrees with the FP32 model on {parity['inputs']}: mean |dprob_fake| = "
-                    f"{parity['mean_abs_diff']:.3g} > {tolerance:g} (max {parity['max_abs_diff']:.3g}, decision "
-                    f"agreement {parity['agreement']:.3f}); {out.name} was not written"
-                )
+            parity = _parity(source, tmp, size, held_out, tolerance, crops)
+            raise_for_parity(parity, f"INT8 model disagrees with the FP32 model; {out.name} was not written")
         tmp.replace(out)
     finally:
         tmp.unlink(missing_ok=True)
@@ -178,22 +153,19 @@ def quantize_int8(
         },  # fmt: skip
     )
     result.save(out)
-    return OnnxExportResult(out, result, float(parity.get("max_abs_diff", float("nan"))))
+    return OnnxExportResult(out, result, float(parity["overall"]["max_abs_diff"]) if check_parity else float("nan"))
 
 
-def _parity(fp32: Path, int8: Path, size: int, held_out: list[Path]) -> dict[str, Any]:
-    from lib_deepfake.model.testing import random_faces
-
-    ref, got = cpu_session(fp32), cpu_session(int8)
+def _parity(fp32: Path, int8: Path, size: int, held_out: list[Path], tolerance: Tolerance | str | None,
+            crops: Path | str | None) -> dict[str, Any]:  # fmt: skip
+    name, faces, description = parity_crops(size, crops)
+    sets, inputs = {name: faces}, {name: description}
     if held_out:
-        batches = list(_read_batches(held_out, size, 16))
-        inputs = f"{sum(len(b) for b in batches)} held-out crops of the calibration folder"
-    else:
-        batches = [random_faces(16, size, seed=7).numpy()]
-        inputs = "16 synthetic random faces (no calibration folder)"
-    a = np.concatenate([ref.run([OUTPUT_NAME], {INPUT_NAME: x})[0] for x in batches]).astype(np.float64)
-    b = np.concatenate([got.run([OUTPUT_NAME], {INPUT_NAME: x})[0] for x in batches]).astype(np.float64)
-    diff = np.abs(a - b)
-    return {"inputs": inputs, "samples": int(diff.size), "mean_abs_diff": float(diff.mean()),
-            "p95_abs_diff": float(np.percentile(diff, 95)), "max_abs_diff": float(diff.max()),
-            "agreement": float(np.mean((a >= 0.5) == (b >= 0.5)))}  # fmt: skip
+        sets["held_out"] = read_crops(held_out, size)
+        inputs["held_out"] = f"{len(sets['held_out'])} crops of the calibration folder held out of calibration"
+    ref, got = onnx_runner(fp32), onnx_runner(int8)
+    expected = {k: run_batched(ref, v, 16) for k, v in sets.items()}
+    actual = {k: run_batched(got, v, 16) for k, v in sets.items()}
+    limits, override = resolve_tolerance("int8", tolerance)
+    result = compare_sets(expected, actual, "int8", tolerance=limits, inputs=inputs)
+    return {**result, "tolerance_override": override}
