@@ -150,8 +150,8 @@ def test_bench_pipeline_runs_both_pipelines(setup, tmp_path):
     out = tmp_path / "bench.json"
     clip = setup["videos"] / "a clip.mp4"
     res = CliRunner().invoke(bench_main, ["pipeline", str(clip), "--model", str(setup["model"]), "--frames", "3",
-                                          "--workers", "1", "--detect-every", "2", "--json", str(out),
-                                          "-q"])  # fmt: skip
+                                          "--workers", "1", "--detect-every", "2", "--json", str(out), "-q",
+                                          "--allow-noisy", "--quiet-wait-s", "0"])  # fmt: skip
     assert res.exit_code == 0, res.output
     data = json.loads(out.read_text())
     for key in ("ours", "reference"):

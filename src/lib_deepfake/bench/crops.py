@@ -2,8 +2,10 @@
 
 Both implementations get the same frames (uint8 [F, H, W, 3], random content) and the same boxes (random faces of
 80-400 px, a few partly outside the frame), and produce uint8 [M, S, S, 3]. Timings are wall clock around whole
-batches with the device synchronised (CUDA), after warm-up; the median batch is reported. The result also records
-the largest difference between the two outputs (the contract allows 1 grey level).
+batches with the device synchronised (CUDA), after warm-up; the two backends take turns over ``rounds`` rounds (the
+order reversed every other round), the median batch is reported, and the speed-up is the median (min-max) of the
+per-round ratios. The result also records the largest difference between the two outputs (the contract allows 1
+grey level) and the benchmark protocol's load record.
 """
 
 from __future__ import annotations
@@ -17,6 +19,16 @@ from typing import Any
 import torch
 
 from lib_deepfake.bench.machine import describe_machine, machine_info
+from lib_deepfake.bench.protocol import (
+    BenchProtocol,
+    current_protocol,
+    format_ratio,
+    interleaved,
+    mark,
+    markdown_line,
+    noisy_tag,
+    ratio_stats,
+)
 from lib_deepfake.faces import crop as crop_mod
 from lib_deepfake.faces import native
 
@@ -40,19 +52,17 @@ def make_inputs(
     return frames_t, boxes
 
 
-def _time(fn: Callable[[], torch.Tensor], device: torch.device, iters: int, warmup: int) -> list[float]:
-    def sync() -> None:
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
-    for _ in range(warmup):
-        fn()
-    sync()
+
+def _time(fn: Callable[[], torch.Tensor], device: torch.device, iters: int) -> list[float]:
     times = []
     for _ in range(iters):
         t0 = time.perf_counter()
         fn()
-        sync()
+        _sync(device)
         times.append(time.perf_counter() - t0)
     return times
 
@@ -68,6 +78,8 @@ def run_crop_bench(
     warmup: int = 2,
     scale: float = crop_mod.DEFAULT_SCALE,
     seed: int = 0,
+    rounds: int = 3,
+    protocol: BenchProtocol | None = None,
 ) -> dict[str, Any]:
     """Crops/s of the native library and of the torch path on ``device``.
 
@@ -76,16 +88,20 @@ def run_crop_bench(
         frame_size: (H, W) of the frames.
         crop_size: output side S.
         faces: boxes per batch (M), spread over ``frames`` frames.
-        iters: timed batches per backend (median reported).
+        iters: timed batches per backend (median reported), split over ``rounds``.
         frames: frames per batch (F).
         warmup: untimed batches first.
         scale: box expansion.
         seed: RNG seed of frames and boxes.
+        rounds: interleaved rounds (at most ``iters``); each gives one native/torch ratio.
+        protocol: the benchmark protocol (default: the current one).
 
     Returns:
         A JSON-ready dict: ``device``, ``machine``, ``config``, ``backends`` (per backend: ``crops_per_s``,
         ``batch_ms_median``, ``batch_ms_min``, ``batch_ms_max`` or ``skipped`` with the reason),
-        ``speedup_native_vs_torch`` (None when a side is missing), ``max_abs_diff`` and ``native`` (library status).
+        ``speedup_native_vs_torch`` (median of the per-round ratios; None when a side is missing) with
+        ``speedup_stats`` (median, min-max), ``max_abs_diff``, ``native`` (library status), ``protocol`` and
+        ``noisy``.
     """
     dev = torch.device(device)
     if dev.type == "cuda" and dev.index is None:
@@ -104,8 +120,20 @@ def run_crop_bench(
         skipped["native"] = why
     results: dict[str, Any] = {}
     outputs: dict[str, torch.Tensor] = {}
+    for fn in runs.values():
+        for _ in range(warmup):
+            fn()
+    _sync(dev)
+    rounds = max(1, min(rounds, iters))
+    per_round = [iters // rounds + (1 if r < iters % rounds else 0) for r in range(rounds)]
+    round_times: dict[str, list[list[float]]] = {name: [] for name in runs}
+    started = (protocol or current_protocol()).start(logger.info)
+    for r, calls in enumerate(per_round):
+        for name in interleaved(list(runs), r):
+            round_times[name].append(_time(runs[name], dev, calls))
+    record = started.finish()
     for name, fn in runs.items():
-        times = _time(fn, dev, iters, warmup)
+        times = [t for batch in round_times[name] for t in batch]
         med = statistics.median(times)
         results[name] = {
             "crops_per_s": round(faces / med, 1),
@@ -118,13 +146,18 @@ def run_crop_bench(
         logger.info("crops %s on %s: %.1f crops/s", name, dev, faces / med)
     for name, why_ in skipped.items():
         results[name] = {"skipped": why_}
-    speedup = None
+    speedup = stats = None
     max_diff = None
     if "native" in outputs:
-        speedup = round(results["native"]["crops_per_s"] / results["torch"]["crops_per_s"], 2)
+
+        def rates(name: str) -> list[float]:
+            return [faces / statistics.median(batch) for batch in round_times[name]]
+
+        stats = ratio_stats(rates("native"), rates("torch"), digits=2)
+        speedup = stats["median"]
         max_diff = int((outputs["native"].int() - outputs["torch"].int()).abs().max()) if faces else 0
     st = native.status()
-    return {
+    result = {
         "bench": "crops",
         "device": str(dev),
         "machine": machine_info(str(dev)),
@@ -136,10 +169,12 @@ def run_crop_bench(
             "scale": scale,
             "warmup": warmup,
             "iters": iters,
+            "rounds": rounds,
             "seed": seed,
         },
         "backends": results,
         "speedup_native_vs_torch": speedup,
+        "speedup_stats": stats,
         "max_abs_diff": max_diff,
         "native": {
             "library": str(st.cuda if dev.type == "cuda" else st.cpu) if ok else None,
@@ -147,6 +182,7 @@ def run_crop_bench(
             "status": why,
         },
     }
+    return mark(result, record)
 
 
 def format_markdown(result: dict[str, Any]) -> str:
@@ -154,12 +190,15 @@ def format_markdown(result: dict[str, Any]) -> str:
     m, c = result["machine"], result["config"]
     hw = f"{describe_machine(m)}; {m['torch_threads']} torch threads"
     lines = [
-        f"# Face crops: native vs torch on {result['device']}",
+        f"# Face crops: native vs torch on {result['device']}"
+        + (" - NOISY" if noisy_tag(result.get("protocol")) else ""),
         "",
         f"Machine: {hw}.",
         f"Batch: {c['frames']} frames of {c['frame_size'][1]}x{c['frame_size'][0]} RGB uint8, {c['faces']} faces "
         f"(80-400 px, scale {c['scale']}) -> {c['crop_size']}x{c['crop_size']} crops; median of {c['iters']} batches "
-        f"after {c['warmup']} warm-up.",
+        f"in {c.get('rounds', 1)} interleaved round(s) after {c['warmup']} warm-up.",
+        "",
+        markdown_line(result.get("protocol")),
         "",
         "| backend | crops/s | batch ms (median) | min | max |",
         "|---|---:|---:|---:|---:|",
@@ -174,9 +213,11 @@ def format_markdown(result: dict[str, Any]) -> str:
             )
     lines.append("")
     if result["speedup_native_vs_torch"] is not None:
+        ratio = format_ratio(result.get("speedup_stats")) if result.get("speedup_stats") else (
+            f"{result['speedup_native_vs_torch']}x")  # fmt: skip
         lines.append(
-            f"Native is **{result['speedup_native_vs_torch']}x** the torch path; largest difference between the two "
-            f"outputs: {result['max_abs_diff']} grey level(s)."
+            f"Native is **{ratio}**{noisy_tag(result.get('protocol'))} the torch path (median and min-max of the "
+            f"per-round ratios); largest difference between the two outputs: {result['max_abs_diff']} grey level(s)."
         )
     lines.append(f"Native library: {result['native']['library']} ({result['native']['build_info']}).")
     return "\n".join(lines) + "\n"

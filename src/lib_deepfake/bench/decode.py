@@ -19,6 +19,16 @@ from pathlib import Path
 from typing import Any
 
 from lib_deepfake.bench.machine import describe_machine, machine_info
+from lib_deepfake.bench.protocol import (
+    BenchProtocol,
+    current_protocol,
+    format_ratio,
+    interleaved,
+    mark,
+    markdown_line,
+    noisy_tag,
+    ratio_stats,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -130,23 +140,29 @@ def run_decode_bench(
     decoder: str = "pyav",
     threads: int = 0,
     clips: Sequence[BenchClip] = BENCH_CLIPS,
+    protocol: BenchProtocol | None = None,
 ) -> dict[str, Any]:
     """Run the decode benchmark and return a JSON-serialisable dict.
 
     Args:
         clip_dir: where the generated clips live (created when missing).
         plans: sampling plan strings.
-        repeats: runs per measurement; the best (minimum) wall time is kept.
+        repeats: interleaved rounds: per clip, the full decode and every plan take turns (the order reversed every
+            other round); each row keeps its fastest wall and CPU time, and its speed-up is the median (with the
+            min-max) of the per-round ratios.
         decoder: "pyav" (DALI only where it can decode H.264, i.e. on a GPU).
         threads: decoder threads (0 = automatic).
         clips: which clips.
+        protocol: the benchmark protocol (default: the current one), started after the clips are written.
 
     Returns:
-        ``{"machine": {...}, "decoder": ..., "repeats": ..., "clips": [...], "rows": [...]}``; one row per
-        (clip, plan) with frames_decoded, frames_converted, wall_s, speedup_vs_full, max_pick_shift, target and
-        meets_target; the "full" row per clip is the baseline.
+        ``{"machine": {...}, "decoder": ..., "repeats": ..., "clips": [...], "rows": [...], "protocol": {...},
+        "noisy": ...}``; one row per (clip, plan) with frames_decoded, frames_converted, wall_s, speedup_vs_full
+        (median), speedup_stats and cpu_speedup_stats (median, min-max), max_pick_shift, target and meets_target;
+        the "full" row per clip is the baseline.
     """
     paths = make_bench_clips(clip_dir, clips)
+    started = (protocol or current_protocol()).start(logger.info)
     # Import torch (frames are torch tensors) and open one clip before timing: one-off costs are not per video.
     import torch  # noqa: F401
 
@@ -158,38 +174,52 @@ def run_decode_bench(
             {"name": clip.name, "frames": clip.frames, "gop": clip.gop, "fps": clip.fps, "size": list(clip.size),
              "bytes": path.stat().st_size, "mbit_s": round(path.stat().st_size * 8 / clip.seconds / 1e6, 2)}
         )  # fmt: skip
-        # Repeats are interleaved (full, plan 1, plan 2, ..., full, ...) so that load changes on a shared machine
-        # hit every row alike; each row keeps its fastest run (wall and CPU time separately).
+        # The full decode and the plans take turns, the order reversed every other round, so that load changes on
+        # a shared machine hit every row alike.
         runs: dict[str, list[dict[str, Any]]] = {"full": [], **{p: [] for p in plans}}
-        for _ in range(max(repeats, 1)):
-            if decoder == "pyav":
-                runs["full"].append(full_decode(path, threads=threads))
-            else:  # the same decoder's every-frame read is its baseline (NVDEC decodes and converts every frame)
-                runs["full"].append(plan_decode(path, "all", decoder=decoder, threads=threads))
-            for plan in plans:
-                runs[plan].append(plan_decode(path, plan, decoder=decoder, threads=threads))
+        for r in range(max(repeats, 1)):
+            for plan in interleaved(["full", *plans], r):
+                if plan != "full":
+                    runs[plan].append(plan_decode(path, plan, decoder=decoder, threads=threads))
+                elif decoder == "pyav":
+                    runs["full"].append(full_decode(path, threads=threads))
+                else:  # the same decoder's every-frame read is its baseline (NVDEC decodes and converts every frame)
+                    runs["full"].append(plan_decode(path, "all", decoder=decoder, threads=threads))
         full = _best(runs["full"])
         rows.append({"clip": clip.name, "plan": "full", **full, "frames_returned": full["frames_converted"],
                      "speedup_vs_full": 1.0, "cpu_speedup_vs_full": 1.0, "max_pick_shift": 0, "target": None,
                      "meets_target": None})  # fmt: skip
         for plan in plans:
             best = _best(runs[plan])
-            speedup = full["wall_s"] / best["wall_s"] if best["wall_s"] > 0 else float("inf")
-            cpu_speedup = full["cpu_s"] / best["cpu_s"] if best["cpu_s"] > 0 else float("inf")
+            wall = _speedups(runs["full"], runs[plan], "wall_s")
+            cpu = _speedups(runs["full"], runs[plan], "cpu_s")
             target = TARGETS.get((plan, clip.name))
-            rows.append({"clip": clip.name, "plan": plan, **best, "speedup_vs_full": round(speedup, 2),
-                         "cpu_speedup_vs_full": round(cpu_speedup, 2), "target": target,
-                         "meets_target": None if target is None else speedup >= target})  # fmt: skip
-            logger.info("%s %s: %.3f s, %.1fx", clip.name, plan, best["wall_s"], speedup)
-    return {
-        "benchmark": "decode",
-        "machine": machine_info("cpu"),
-        "decoder": decoder,
-        "threads": threads,
-        "repeats": repeats,
-        "clips": clip_meta,
-        "rows": rows,
-    }
+            rows.append({"clip": clip.name, "plan": plan, **best, "speedup_vs_full": wall["median"],
+                         "speedup_stats": wall, "cpu_speedup_vs_full": cpu["median"], "cpu_speedup_stats": cpu,
+                         "target": target,
+                         "meets_target": None if target is None else wall["median"] >= target})  # fmt: skip
+            logger.info("%s %s: %.3f s, %s", clip.name, plan, best["wall_s"], format_ratio(wall))
+    return mark(
+        {
+            "benchmark": "decode",
+            "machine": machine_info("cpu"),
+            "decoder": decoder,
+            "threads": threads,
+            "repeats": repeats,
+            "clips": clip_meta,
+            "rows": rows,
+        },
+        started.finish(),
+    )
+
+
+def _speedups(full: list[dict[str, Any]], plan: list[dict[str, Any]], key: str) -> dict[str, Any]:
+    """Per-round ``full / plan`` time ratios (a speed-up) as :func:`~lib_deepfake.bench.protocol.ratio_stats`."""
+
+    def rates(runs: list[dict[str, Any]]) -> list[float | None]:
+        return [1 / r[key] if r[key] > 0 else None for r in runs]
+
+    return ratio_stats(rates(plan), rates(full), digits=2)
 
 
 def _best(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -203,30 +233,41 @@ def format_markdown(result: dict[str, Any]) -> str:
     """A Markdown table of :func:`run_decode_bench`'s result."""
     m = result["machine"]
     lines = [
-        f"# Decode benchmark ({result['decoder']}, best of {result['repeats']})",
+        f"# Decode benchmark ({result['decoder']}, {result['repeats']} interleaved rounds)"
+        + (" - NOISY" if noisy_tag(result.get("protocol")) else ""),
         "",
         f"Machine: {describe_machine(m, ('av', 'torch'))}.",
         "",
+        markdown_line(result.get("protocol")),
+        "",
         "Baseline `full` = decode every frame and convert every frame to RGB. Plan rows include opening the file "
-        "(probe + packet index). Wall and CPU time (all threads of the process) are each the best of the repeats, "
-        "run interleaved; on a shared machine the CPU-time ratio is the steadier measure of work saved.",
+        "(probe + packet index). Wall and CPU time (all threads of the process) are each the best of the rounds; "
+        "the speed-ups are the median (min-max) of the per-round ratios. On a shared machine the CPU-time ratio is "
+        "the steadier measure of work saved.",
         "",
         "| clip | plan | frames returned | frames decoded | frames converted | wall s | speed-up vs full (wall) | "
         "CPU s | speed-up (CPU) | max pick shift | target (wall) |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    tag = noisy_tag(result.get("protocol"))
     for r in result["rows"]:
         tgt = "" if r["target"] is None else f">= {r['target']:g}x: {'met' if r['meets_target'] else 'MISSED'}"
+        wall, cpu = (_ratio_cell(r, key) + tag for key in ("speedup", "cpu_speedup"))
         lines.append(
             f"| {r['clip']} | {r['plan']} | {r['frames_returned']} | {r['frames_decoded']} | {r['frames_converted']} "
-            f"| {r['wall_s']:.3f} | {r['speedup_vs_full']:.1f}x | {r['cpu_s']:.3f} | {r['cpu_speedup_vs_full']:.1f}x "
-            f"| {r['max_pick_shift']} | {tgt} |"
+            f"| {r['wall_s']:.3f} | {wall} | {r['cpu_s']:.3f} | {cpu} | {r['max_pick_shift']} | {tgt} |"
         )
     lines.append("")
     for c in result["clips"]:
         lines.append(f"- {c['name']}: {c['frames']} frames, {c['size'][0]}x{c['size'][1]} @ {c['fps']} fps, GOP "
                      f"{c['gop']}, {c['mbit_s']} Mbit/s")  # fmt: skip
     return "\n".join(lines) + "\n"
+
+
+def _ratio_cell(row: dict[str, Any], key: str) -> str:
+    # Results from before the protocol carry one ratio; the baseline row has no statistics either.
+    stats = row.get(f"{key}_stats")
+    return format_ratio(stats) if stats else f"{row[f'{key}_vs_full']:.1f}x"
 
 
 def write_results(result: dict[str, Any], out_dir: str | Path, name: str) -> tuple[Path, Path]:

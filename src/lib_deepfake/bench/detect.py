@@ -2,7 +2,9 @@
 
 Frames are a synthetic 640x360 clip of a bundled portrait (one face, moving), made in memory - no video decoding,
 so the number is the detector alone: pre-processing (resize/pad), the network, decode and NMS. Warm-up calls
-(session creation included) are excluded from the timed steady state.
+(session creation included) are excluded from the timed steady state. The configurations (max side x batch size)
+take turns over the ``repeats`` rounds, the order reversed every other round, and each is compared with the first
+one round by round (median and min-max of the ratio), under the benchmark protocol.
 
 Run: ``python -m lib_deepfake.bench.detect --out bench/results/detector-cpu-<machine>.json``.
 """
@@ -18,6 +20,16 @@ from typing import Any
 import numpy as np
 
 from lib_deepfake.bench.machine import describe_machine, machine_info
+from lib_deepfake.bench.protocol import (
+    BenchProtocol,
+    current_protocol,
+    format_ratio,
+    interleaved,
+    mark,
+    markdown_line,
+    noisy_tag,
+    ratio_stats,
+)
 from lib_deepfake.faces.base import DetectorConfig
 
 __all__ = ["run_detector_bench"]
@@ -43,6 +55,7 @@ def run_detector_bench(
     config: DetectorConfig | None = None,
     model_path: Path | str | None = None,
     max_sides: tuple[int | None, ...] | None = None,
+    protocol: BenchProtocol | None = None,
 ) -> dict[str, Any]:
     """Time ``detector.detect`` on ``frames`` frames of ``width`` x ``height``, per batch size.
 
@@ -51,15 +64,17 @@ def run_detector_bench(
         width, height: frame size.
         batch_sizes: detector batch sizes to time.
         frames: frames per timed pass (one pass = ``detect`` over all of them, in batches).
-        repeats: timed passes per batch size (median and best reported).
+        repeats: interleaved rounds, one timed pass of every configuration each (median and best reported).
         warmup: untimed passes first (session creation, allocator warm-up).
         config: detector options (thresholds, threads, device, max_side); batch_size is overridden.
         model_path: detector model file.
         max_sides: downscaling limits to time (each gives its own runs); None: ``config.max_side`` only.
+        protocol: the benchmark protocol (default: the current one), started after the detectors are warm.
 
     Returns:
-        JSON-serialisable dict: per batch size frames/s (median, best), ms/frame, faces found per frame, plus the
-        configuration, the active ORT provider and :func:`machine_info`.
+        JSON-serialisable dict: per configuration frames/s (median, best), ms/frame, faces found per frame and
+        ``speed_vs_first`` (per-round frames/s ratio to the first configuration: median, min-max), plus the
+        configuration, the active ORT provider, :func:`machine_info`, ``protocol`` and ``noisy``.
     """
     from lib_deepfake.faces.registry import create_detector
 
@@ -67,22 +82,31 @@ def run_detector_bench(
     clip = _frames(frames, width, height)
     from lib_deepfake.faces.base import plan_input_size
 
-    runs = []
     provider = None
     sides = max_sides if max_sides is not None else (base.max_side,)
-    for side, bs in [(side, bs) for side in sides for bs in batch_sizes]:
+    configs = [(side, bs) for side in sides for bs in batch_sizes]
+    detectors = {}
+    for side, bs in configs:
         det = create_detector(detector, replace(base, batch_size=bs, max_side=side), model_path)
-        _, _, _, ph, pw = plan_input_size(height, width, side, base.min_face_size)
         for _ in range(warmup):
             det.detect(clip)
-        times, found = [], 0
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            dets = det.detect(clip)
-            times.append(time.perf_counter() - t0)
-            found = sum(1 for d in dets if len(d) == 1)
+        detectors[side, bs] = det
         provider = getattr(det, "provider", None) or provider
-        med, best = statistics.median(times), min(times)
+    times: dict[tuple[int | None, int], list[float]] = {key: [] for key in configs}
+    found: dict[tuple[int | None, int], int] = {}
+    started = (protocol or current_protocol()).start()
+    for r in range(repeats):
+        for key in interleaved(configs, r):
+            t0 = time.perf_counter()
+            dets = detectors[key].detect(clip)
+            times[key].append(time.perf_counter() - t0)
+            found[key] = sum(1 for d in dets if len(d) == 1)
+    record = started.finish()
+    runs = []
+    for side, bs in configs:
+        _, _, _, ph, pw = plan_input_size(height, width, side, base.min_face_size)
+        passes = times[side, bs]
+        med, best = statistics.median(passes), min(passes)
         runs.append(
             {
                 "max_side": side,
@@ -91,12 +115,13 @@ def run_detector_bench(
                 "fps_median": round(frames / med, 2),
                 "fps_best": round(frames / best, 2),
                 "ms_per_frame_median": round(1000 * med / frames, 2),
-                "frames_with_one_face": found,
+                "speed_vs_first": ratio_stats([1 / t for t in passes], [1 / t for t in times[configs[0]]], digits=2),
+                "frames_with_one_face": found[side, bs],
                 "frames": frames,
-                "pass_s": [round(t, 4) for t in times],
+                "pass_s": [round(t, 4) for t in passes],
             }
         )
-    return {
+    result = {
         "bench": "detector",
         "detector": detector,
         "frame_size": [width, height],
@@ -108,27 +133,32 @@ def run_detector_bench(
         "machine": machine_info("cpu"),
         "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+    return mark(result, record)
 
 
 def _to_markdown(result: dict[str, Any]) -> str:
     m = result["machine"]
     lines = [
-        f"# Face detector throughput: {result['detector']} at {result['frame_size'][0]}x{result['frame_size'][1]}",
+        f"# Face detector throughput: {result['detector']} at {result['frame_size'][0]}x{result['frame_size'][1]}"
+        + (" - NOISY" if noisy_tag(result.get("protocol")) else ""),
         "",
         f"Machine: {describe_machine(m, ('onnxruntime', 'onnx', 'numpy'))}; "
         f"provider {result['provider']}, threads {result['threads'] or 'ORT default'}; measured "
         f"{result['time_utc']}. Detector only (frames "
-        "already in memory: resize/pad, network, decode, NMS).",
+        "already in memory: resize/pad, network, decode, NMS); the configurations take turns over the rounds.",
+        "",
+        markdown_line(result.get("protocol")),
         "",
         "| max side | network input | batch | frames/s (median) | frames/s (best) | ms/frame (median) "
-        "| frames with 1 face |",
-        "|---|---|---|---|---|---|---|",
+        "| x first row: median (min-max) | frames with 1 face |",
+        "|---|---|---|---|---|---|---|---|",
     ]
+    tag = noisy_tag(result.get("protocol"))
     for r in result["runs"]:
         lines.append(
             f"| {r['max_side']} | {r['network_input'][0]}x{r['network_input'][1]} | {r['batch_size']} "
-            f"| {r['fps_median']} | {r['fps_best']} | {r['ms_per_frame_median']} | "
-            f"{r['frames_with_one_face']}/{r['frames']} |"
+            f"| {r['fps_median']}{tag} | {r['fps_best']} | {r['ms_per_frame_median']} | "
+            f"{format_ratio(r.get('speed_vs_first'))} | {r['frames_with_one_face']}/{r['frames']} |"
         )
     return "\n".join(lines) + "\n"
 

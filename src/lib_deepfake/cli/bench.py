@@ -35,9 +35,8 @@ COMMANDS: dict[str, LazyCommand] = {
     "detect": LazyCommand("lib_deepfake.cli.bench_components:detect_cmd", "Face-detector frames/s per batch size."),
     "pipeline": LazyCommand(
         "lib_deepfake.cli.bench_pipeline:pipeline_cmd",
-        "Videos/s, frames/s, faces/s and time per stage of the lib-infer pipeline and of the PyTorch reference "
-        "pipeline (every frame decoded, full-resolution detection, FP32 eager, one video at a time), same run, with "
-        "the speed-up.",
+        "Videos/s and decoded frames per video of our scan pipeline (fp32, best and shortcut rows) against a fair "
+        "PyTorch reference pipeline, in interleaved rounds, with each row's accuracy effect.",
     ),
     "ray": LazyCommand(
         "lib_deepfake.cli.bench_ray:ray_cmd",

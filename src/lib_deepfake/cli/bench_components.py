@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from lib_deepfake.cli.bench_options import JSON_OPTION, csv_list, emit
+from lib_deepfake.cli.bench_protocol import protocol_options
 from lib_deepfake.cli.common import CONTEXT_SETTINGS, handle_errors, verbosity_options
 
 
@@ -20,6 +21,7 @@ from lib_deepfake.cli.common import CONTEXT_SETTINGS, handle_errors, verbosity_o
 @JSON_OPTION
 @verbosity_options
 @handle_errors
+@protocol_options
 def decode_cmd(clip_dir: Path, plans: str | None, decoder: str, repeats: int, threads: int, json_out: Path | None,
                verbose: int, quiet: bool) -> None:  # fmt: skip
     """Decode throughput per clip and sampling plan (PyAV on CPU; DALI where it can decode)."""
@@ -42,6 +44,7 @@ def decode_cmd(clip_dir: Path, plans: str | None, decoder: str, repeats: int, th
 @JSON_OPTION
 @verbosity_options
 @handle_errors
+@protocol_options
 def crops_cmd(device: str, frame_size: str, crop_size: int, faces: int, frames: int, iters: int, warmup: int,
               json_out: Path | None, verbose: int, quiet: bool) -> None:  # fmt: skip
     """Face crops/s of the native crop library and the torch path."""
@@ -67,6 +70,7 @@ def crops_cmd(device: str, frame_size: str, crop_size: int, faces: int, frames: 
 @JSON_OPTION
 @verbosity_options
 @handle_errors
+@protocol_options
 def detect_cmd(detector: str, device: str, width: int, height: int, batch_sizes: tuple[int, ...], frames: int,
                repeats: int, threads: int | None, json_out: Path | None, verbose: int,
                quiet: bool) -> None:  # fmt: skip

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from lib_deepfake.cli.bench_protocol import protocol_options
 from lib_deepfake.cli.common import CONTEXT_SETTINGS, handle_errors, verbosity_options
 
 
@@ -35,6 +36,7 @@ from lib_deepfake.cli.common import CONTEXT_SETTINGS, handle_errors, verbosity_o
 @click.option("--tag", default="", help="Suffix of the result file names.")
 @verbosity_options
 @handle_errors
+@protocol_options(gate_at_start=True)
 def ray_cmd(videos: int, frames: int, frame_size: str, plan: str, detector: str, backbone: str, size: int,
             width: float, batch_size: int, device: str, threads: int | None, decode_workers: int,
             workers: int | None, cpus_per_worker: float | None, gpus_per_worker: float | None,

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from lib_deepfake.cli.bench_protocol import protocol_options
 from lib_deepfake.cli.common import CONTEXT_SETTINGS, handle_errors, verbosity_options
 
 
@@ -29,6 +30,7 @@ from lib_deepfake.cli.common import CONTEXT_SETTINGS, handle_errors, verbosity_o
               help="Output stem: writes STEM.json and STEM.md.")  # fmt: skip
 @verbosity_options
 @handle_errors
+@protocol_options(gate_at_start=True)
 def train_cmd(backbone: str, num_libs: int, width_mult: float, size: int, batch_size: int, device: str, amp: str,
               channels_last: bool, threads: int | None, warmup: int, iters: int, machine: str, out: Path,
               verbose: int, quiet: bool) -> None:  # fmt: skip
