@@ -49,6 +49,16 @@ def runtime_line(engine: dict[str, Any]) -> str:
     return "; ".join(bits) or "-"
 
 
+def _limits(parity: dict[str, Any]) -> str:
+    # Results from before face-crop parity carry one max |dprob| number.
+    tolerance = parity.get("tolerance")
+    if isinstance(tolerance, dict):
+        from lib_deepfake.engines.parity import Tolerance
+
+        return Tolerance(**tolerance).describe()
+    return _fmt(tolerance, "g")
+
+
 def to_markdown(result: dict[str, Any]) -> str:
     """The benchmark as markdown: machine, model, parity per engine, then throughput/latency per batch size."""
     model = result["model"]
@@ -60,17 +70,21 @@ def to_markdown(result: dict[str, Any]) -> str:
         f"Model: LIB {model['num_libs']}x{model['backbone']} (width x{model['width_mult']:g}) at "
         f"{model['input_size']}px, checkpoint sha256 {model['sha256'][:12]}. Reference: {result['reference']}.",
         "",
-        "| engine | parity max abs dprob | mean abs dprob | agreement @0.5 | tolerance | prep s | load s | runtime |",
-        "|---|---|---|---|---|---|---|---|",
+        "| engine | parity max abs dlogit | mean abs dlogit | max abs dprob | mean abs dprob | agreement @0.5 "
+        "| limits | prep s | load s | runtime |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for e in result["engines"]:
         p = e["parity"]
         verdict = "" if p.get("passed") in (None, True) else " FAIL"
         lines.append(
-            f"| {e['label']} | {p['max_abs_diff']:.2e}{verdict} | {p['mean_abs_diff']:.2e} | {p['agreement']:.4f} "
-            f"| {_fmt(p.get('tolerance'), 'g')} | {_fmt(e['prep'].get('prep_s'), '.1f')} | {_fmt(e['load_s'], '.2f')} "
-            f"| {runtime_line(e)} |"
+            f"| {e['label']} | {_fmt(p.get('max_abs_dlogit'), '.2e')}{verdict} "
+            f"| {_fmt(p.get('mean_abs_dlogit'), '.2e')} | {p['max_abs_diff']:.2e} | {p['mean_abs_diff']:.2e} "
+            f"| {p['agreement']:.4f} | {_limits(p)} "
+            f"| {_fmt(e['prep'].get('prep_s'), '.1f')} | {_fmt(e['load_s'], '.2f')} | {runtime_line(e)} |"
         )
+    if result["engines"] and result["engines"][0]["parity"].get("inputs"):
+        lines += ["", f"Parity inputs: {result['engines'][0]['parity']['inputs']}."]
     lines += [
         "",
         "| engine | batch | faces/s | x reference | p50 ms | p90 ms | p99 ms | calls | peak memory MiB |",

@@ -4,7 +4,8 @@ Order of work, so that each number means one thing:
 
 1. prepare artifacts (ONNX export, TensorRT build) - ``prep_s``;
 2. load every engine - ``load_s``;
-3. parity: the reference and every engine on the same random crops, before any timing;
+3. parity: the reference and every engine on the same face crops (the bundled set or ``parity_crops``), before any
+   timing (:mod:`lib_deepfake.engines.parity`: log-odds and P(fake) differences, limits per precision);
 4. per batch size: warm-up calls per engine (``warmup_s``), then ``rounds`` rounds in which the engines take turns
    (order reversed every other round) running ``iters / rounds`` timed calls each. Interleaving keeps a shared or
    throttling machine from favouring whichever engine ran first.
@@ -47,7 +48,7 @@ class EngineBenchConfig:
         warmup: untimed calls per engine and batch size.
         iters: timed calls per engine and batch size (split over ``rounds``).
         rounds: interleaving rounds.
-        parity_samples: random crops for the parity check.
+        parity_samples: face crops for the parity check (at most; the bundled set holds 66).
         threads: ONNX Runtime intra-op threads on CPU (default: usable cores); torch's are recorded as they are.
         torch_options: opt-in torch options (channels_last, cuda_graphs, compile) for non-reference torch rows.
         ort_provider: ``cpu``/``cuda``/``tensorrt`` (default from the device).
@@ -56,6 +57,7 @@ class EngineBenchConfig:
         work_dir: where exported artifacts are cached.
         seed: seed of the random crops.
         calibration: face crops that INT8 rows are calibrated on (default: the bundled face-crop set).
+        parity_crops: the user's face crops (folder or .npy/.pt) for the parity check instead of the bundled set.
         measure_peak: time the GEMM peaks (fp32 and each requested precision) first, for the "of peak" column.
     """
 
@@ -78,6 +80,7 @@ class EngineBenchConfig:
     seed: int = 0
     calibration: Path | None = None
     measure_peak: bool = True
+    parity_crops: Path | None = None
 
     def __post_init__(self) -> None:
         if not self.engines:
@@ -221,11 +224,12 @@ def run_engine_bench(cfg: EngineBenchConfig, *, progress: Callable[[str], None] 
     from lib_deepfake.bench.peak import measure_peaks
     from lib_deepfake.bench.timer import summarize, time_calls, warm_up
     from lib_deepfake.engines.base import parse_device
-    from lib_deepfake.engines.parity import compare_probs, default_tolerance, run_batched
+    from lib_deepfake.engines.parity import compare_outputs, run_batched
     from lib_deepfake.engines.registry import create_engine
     from lib_deepfake.manifest import command_line
     from lib_deepfake.model.checkpoint import read_checkpoint
     from lib_deepfake.model.testing import random_faces
+    from lib_deepfake.prep.face_crops import parity_crops
 
     say = progress or (lambda message: logger.info("%s", message))
     device = parse_device(cfg.device)
@@ -263,17 +267,16 @@ def run_engine_bench(cfg: EngineBenchConfig, *, progress: Callable[[str], None] 
                 row.label = row.engine.describe()
         size = rows[0].engine.input_size
 
-        # Parity before timing, on identical inputs.
-        parity_faces = random_faces(cfg.parity_samples, size, seed=cfg.seed + 7919)
+        # Parity before timing, on identical face crops (noise saturates a trained model: everything agrees there).
+        _, parity_faces, parity_inputs = parity_crops(size, cfg.parity_crops, cfg.parity_samples)
         reference_probs = run_batched(rows[0].engine, parity_faces, min(16, cfg.parity_samples))
         parity: dict[str, dict[str, Any]] = {}
         for row in rows:
             got = run_batched(row.engine, parity_faces, min(16, cfg.parity_samples))
-            tol = default_tolerance(row.engine_name, row.engine.precision)
-            parity[row.label] = compare_probs(reference_probs, got, tolerance=tol).to_dict()
-            if parity[row.label]["passed"] is False:
-                logger.warning("%s disagrees with the reference: max |dprob| %.3g > %g", row.label,
-                               parity[row.label]["max_abs_diff"], tol)  # fmt: skip
+            report = compare_outputs(reference_probs, got, row.engine.precision, engine=row.engine_name)
+            parity[row.label] = {**report.to_dict(), "inputs": parity_inputs}
+            if report.passed is False:
+                logger.warning("%s disagrees with the reference: %s", row.label, "; ".join(report.failures))
         for row in rows:
             row.engine.validate_inputs = False  # checked during parity; keep checks out of the timed loop
 

@@ -9,6 +9,7 @@ import click
 
 from lib_deepfake.cli.bench_options import csv_list
 from lib_deepfake.cli.common import CONTEXT_SETTINGS, handle_errors, verbosity_options
+from lib_deepfake.cli.parity_options import crops_option
 from lib_deepfake.engines.registry import list_engines
 
 # From the engine table itself (importing it loads no engine): a new engine is offered here without an edit.
@@ -31,7 +32,9 @@ ENGINE_NAMES = tuple(list_engines())
 @click.option("--iters", default=20, type=click.IntRange(1, None), help="Timed calls per engine and batch size.")
 @click.option("--rounds", default=2, type=click.IntRange(1, None),
               help="Interleaving rounds: engines take turns, order reversed every other round.")  # fmt: skip
-@click.option("--parity-samples", default=32, type=click.IntRange(1, None), help="Random crops for the parity check.")
+@click.option("--parity-samples", default=32, type=click.IntRange(1, None),
+              help="Face crops for the parity check (at most; the bundled set holds 66).")  # fmt: skip
+@crops_option()
 @click.option("--threads", type=click.IntRange(1, None), default=None,
               help="ONNX Runtime intra-op threads on CPU [default: usable cores].")  # fmt: skip
 @click.option("--channels-last", is_flag=True, help="torch: channels_last memory format (extra torch row).")
@@ -57,6 +60,7 @@ def engines_cmd(model: Path, engines: tuple[str, ...], precisions: tuple[str, ..
                 device: str, warmup: int, iters: int, rounds: int, parity_samples: int, threads: int | None,
                 channels_last: bool, cuda_graphs: bool, compile_: bool, provider: str | None,
                 allow_cpu_fallback: bool, work_dir: Path, official_size: int | None, calibration: Path | None,
+                crops: Path | None,
                 json_out: Path | None, no_plot: bool, strict_parity: bool, verbose: int,
                 quiet: bool) -> None:  # fmt: skip
     """Throughput (faces/s) and latency p50/p90/p99 of each engine x precision x batch size, next to the FP32
@@ -70,7 +74,7 @@ def engines_cmd(model: Path, engines: tuple[str, ...], precisions: tuple[str, ..
         iters=iters, rounds=rounds, parity_samples=parity_samples, threads=threads,
         torch_options={"channels_last": channels_last, "cuda_graphs": cuda_graphs, "compile": compile_},
         ort_provider=provider, allow_cpu_fallback=allow_cpu_fallback, trt_cuda_graphs=cuda_graphs,
-        work_dir=work_dir, official_input_size=official_size, calibration=calibration,
+        work_dir=work_dir, official_input_size=official_size, calibration=calibration, parity_crops=crops,
     )  # fmt: skip
     progress = None if quiet else (lambda message: click.echo(f"... {message}", err=True))
     result = run_engine_bench(cfg, progress=progress)
