@@ -139,32 +139,49 @@ def real_member(real_cls: type, name: str) -> Any:
     return member
 
 
-class Checked:
-    """A fake that answers only to the real class's API (see the module docstring); ``fake`` is the fake itself."""
+def _label(api: Any) -> str:
+    return str(getattr(api, "__name__", api))
 
-    def __init__(self, fake: Any, real_cls: type) -> None:
+
+class _Guarded:
+    """A fake behind an API: ``_kind(name)`` says "attribute", "settable" or returns a call checker; ``fake`` is the
+    fake itself."""
+
+    def __init__(self, fake: Any, api: Any) -> None:
         object.__setattr__(self, "fake", fake)
-        object.__setattr__(self, "real_cls", real_cls)
+        object.__setattr__(self, "api", api)
+
+    def _kind(self, name: str) -> Any:
+        raise NotImplementedError
 
     def __getattr__(self, name: str) -> Any:
-        member = real_member(self.real_cls, name)
+        kind = self._kind(name)
         value = getattr(self.fake, name)
-        if isinstance(member, property):
+        if kind in ("attribute", "settable"):
             return value
         if not callable(value):
-            raise AssertionError(f"{self.real_cls.__name__}.{name} is a method in TensorRT, the code reads it as data")
+            raise AssertionError(f"{_label(self.api)}.{name} is a method in TensorRT, the code reads it as data")
 
         def call(*args: Any, **kwargs: Any) -> Any:
-            check_call(self.real_cls, name, args, kwargs)
+            kind(args, kwargs)
             return value(*args, **kwargs)
 
         return call
 
     def __setattr__(self, name: str, value: Any) -> None:
-        member = real_member(self.real_cls, name)
-        if not isinstance(member, property) or member.fset is None:
-            raise AssertionError(f"{self.real_cls.__name__}.{name} is not a settable property in TensorRT")
+        if self._kind(name) != "settable":
+            raise AssertionError(f"{_label(self.api)}.{name} is not a settable attribute in TensorRT")
         setattr(self.fake, name, value)
+
+
+class Checked(_Guarded):
+    """A fake that answers only to the real class's API (see the module docstring)."""
+
+    def _kind(self, name: str) -> Any:
+        member = real_member(self.api, name)
+        if isinstance(member, property):
+            return "settable" if member.fset is not None else "attribute"
+        return lambda args, kwargs: check_call(self.api, name, args, kwargs)
 
 
 def checked(fake: Any, real_name: str) -> Any:
@@ -212,35 +229,21 @@ def stub_classes() -> dict[str, dict[str, Any]]:
     return out
 
 
-class StubChecked:
-    """A fake builder object that answers only to the documented API of ``class_name`` in the stub."""
+class StubChecked(_Guarded):
+    """A fake builder object that answers only to the documented API of class ``api`` in the stub."""
 
-    def __init__(self, fake: Any, class_name: str) -> None:
-        object.__setattr__(self, "fake", fake)
-        object.__setattr__(self, "class_name", class_name)
-
-    def _member(self, name: str) -> Any:
-        members = stub_classes()[self.class_name]
+    def _kind(self, name: str) -> Any:
+        members = stub_classes()[self.api]
         if name not in members:
-            raise AssertionError(f"{self.class_name}.{name} is not in the documented API (typings/tensorrt.pyi)")
-        return members[name]
-
-    def __getattr__(self, name: str) -> Any:
-        member = self._member(name)
-        value = getattr(self.fake, name)
+            raise AssertionError(f"{self.api}.{name} is not in the documented API (typings/tensorrt.pyi)")
+        member = members[name]
         if member == "attribute":
-            return value
+            return "settable"  # the stub does not say which attributes are read-only
 
-        def call(*args: Any, **kwargs: Any) -> Any:
+        def check(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
             try:
                 member.bind(object(), *args, **kwargs)
             except TypeError as exc:
-                raise AssertionError(f"{self.class_name}.{name}{args}{kwargs} does not fit {member}: {exc}") from None
-            return value(*args, **kwargs)
+                raise AssertionError(f"{self.api}.{name}{args}{kwargs} does not fit {member}: {exc}") from None
 
-        return call
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if self._member(name) != "attribute":
-            raise AssertionError(f"{self.class_name}.{name} is a method in the documented API, not an attribute")
-        setattr(self.fake, name, value)
+        return check
