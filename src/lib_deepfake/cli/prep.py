@@ -201,6 +201,15 @@ def _run_import(scan: Any, root: Path, name: str, workers: int, scan_only: bool,
     click.echo(f"  manifest: {Path(root) / name / IMPORT_MANIFEST}")
 
 
+def _val_fraction_option(default: float, why: str) -> Any:
+    return click.option(
+        "--val-fraction",
+        default=default,
+        type=click.FloatRange(0.0, 0.5),
+        help=f"Share of the training videos held out as val, whole groups at a time ({why}).",
+    )
+
+
 _ROOT_OPTION = dict(required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
 _SCAN_ONLY_HELP = "Only list what the layout holds (import_labels.csv, import_manifest.json); crop nothing."
 
@@ -239,12 +248,7 @@ def faceforensics(source: Path, compression: str, methods: str, splits_dir: Path
 @main.command(context_settings=CONTEXT_SETTINGS)
 @click.option("--root", "source", help="Celeb-DF folder (Celeb-real/, YouTube-real/, Celeb-synthesis/, "
               "List_of_testing_videos.txt).", **_ROOT_OPTION)  # fmt: skip
-@click.option(
-    "--val-fraction",
-    default=0.0,
-    type=click.FloatRange(0.0, 0.5),
-    help="Share of the training videos held out as val (whole groups; Celeb-DF ships no val split).",
-)
+@_val_fraction_option(0.0, "Celeb-DF ships no val split")
 @click.option("--dataset", "name", default="Celeb-DF-v2", help="Dataset name under --output.")
 @click.option("--scan-only", is_flag=True, help=_SCAN_ONLY_HELP)
 @crop_options
@@ -267,12 +271,7 @@ def celebdf(source: Path, val_fraction: float, name: str, scan_only: bool, root:
     default=None,
     help="The test set's labels.csv (filename,label; videos beside it) [default: ROOT/test/labels.csv].",
 )
-@click.option(
-    "--val-fraction",
-    default=0.1,
-    type=click.FloatRange(0.0, 0.5),
-    help="Share of the training groups (an original with its fakes) held out as val.",
-)
+@_val_fraction_option(0.1, "an original with its fakes")
 @click.option("--dataset", "name", default="DFDC", help="Dataset name under --output.")
 @click.option("--scan-only", is_flag=True, help=_SCAN_ONLY_HELP)
 @crop_options

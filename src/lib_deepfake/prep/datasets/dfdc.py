@@ -15,7 +15,6 @@ with its ``original``, so a fake never lands in another split than the real vide
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ from lib_deepfake.prep.datasets.records import (
     check_groups,
     hold_out_val,
     mp4_files,
+    read_json,
 )
 
 __all__ = ["find_parts", "read_metadata", "read_test_labels", "scan_dfdc"]
@@ -51,10 +51,7 @@ def read_metadata(path: Path) -> dict[str, tuple[int, str | None]]:
     Raises:
         DatasetError: unreadable JSON, a label other than REAL/FAKE.
     """
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise DatasetError(f"cannot read DFDC metadata {path}: {exc}") from exc
+    data = read_json(path, "DFDC metadata")
     if not isinstance(data, dict):
         raise DatasetError(f'{path}: expected a JSON object {{"x.mp4": {{"label": "FAKE", ...}}, ...}}')
     out: dict[str, tuple[int, str | None]] = {}

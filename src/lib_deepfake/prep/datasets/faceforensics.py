@@ -14,12 +14,18 @@ videos of a pair form one group. The official split is 720 / 140 / 140 ids; with
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from lib_deepfake.errors import DatasetError
 from lib_deepfake.prep.dataset import SPLITS
-from lib_deepfake.prep.datasets.records import LayoutScan, Problem, VideoRecord, check_groups, mp4_files
+from lib_deepfake.prep.datasets.records import (
+    LayoutScan,
+    Problem,
+    VideoRecord,
+    check_groups,
+    mp4_files,
+    read_json,
+)
 
 __all__ = [
     "COMPRESSIONS",
@@ -51,10 +57,7 @@ def read_split_file(path: Path) -> list[tuple[str, str]]:
     Raises:
         DatasetError: unreadable JSON or another shape; the message names the file.
     """
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise DatasetError(f"cannot read FF++ split file {path}: {exc}") from exc
+    data = read_json(path, "FF++ split file")
     if not isinstance(data, list):
         raise DatasetError(f'{path}: expected a JSON list of id pairs like [["071", "054"], ...]')
     pairs = []

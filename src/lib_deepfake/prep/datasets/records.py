@@ -13,6 +13,7 @@ Readers only list files and read the small text/JSON files; no video is opened h
 from __future__ import annotations
 
 import hashlib
+import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,7 @@ __all__ = [
     "count_records",
     "hold_out_val",
     "mp4_files",
+    "read_json",
 ]
 
 
@@ -88,6 +90,14 @@ def mp4_files(folder: Path) -> list[Path]:
     if not folder.is_dir():
         return []
     return sorted(p.resolve() for p in folder.iterdir() if p.suffix.lower() == ".mp4" and p.is_file())
+
+
+def read_json(path: Path, what: str) -> Any:
+    """Parse a dataset's JSON file; unreadable or malformed -> :class:`DatasetError` naming ``what`` and the path."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise DatasetError(f"cannot read {what} {path}: {exc}") from exc
 
 
 def _unit_hash(text: str) -> float:
