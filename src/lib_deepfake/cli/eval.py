@@ -11,9 +11,10 @@ from typing import Any
 import click
 
 from lib_deepfake.cli.common import CONTEXT_SETTINGS, handle_errors, progress, verbosity_options
+from lib_deepfake.cli.docs_links import docs_epilog
 
 
-@click.command(context_settings=CONTEXT_SETTINGS)
+@click.command(context_settings=CONTEXT_SETTINGS, epilog=docs_epilog("lib-eval"))
 @click.option(
     "--model",
     "-m",
