@@ -10,6 +10,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from lib_deepfake.bench.protocol import format_ratio, markdown_line, noisy_tag
+
 
 def _fmt(value: Any, spec: str = ".1f") -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -59,13 +61,23 @@ def _limits(parity: dict[str, Any]) -> str:
     return _fmt(tolerance, "g")
 
 
+def _ratio_cell(row: dict[str, Any]) -> str:
+    # Results from before the protocol carry one ratio, without per-round statistics.
+    if row.get("ratio_stats"):
+        return format_ratio(row["ratio_stats"])
+    return f"{_fmt(row.get('ratio_vs_reference'), '.2f')}x"
+
+
 def to_markdown(result: dict[str, Any]) -> str:
     """The benchmark as markdown: machine, model, parity per engine, then throughput/latency per batch size."""
     model = result["model"]
+    tag = noisy_tag(result.get("protocol"))
     lines = [
-        f"### lib-bench engines on {result['device']} ({result['created_utc']})",
+        f"### lib-bench engines on {result['device']} ({result['created_utc']}){' - NOISY' if tag else ''}",
         "",
         f"Machine: {machine_line(result)}.",
+        "",
+        markdown_line(result.get("protocol")),
         "",
         f"Model: LIB {model['num_libs']}x{model['backbone']} (width x{model['width_mult']:g}) at "
         f"{model['input_size']}px, checkpoint sha256 {model['sha256'][:12]}. Reference: {result['reference']}.",
@@ -87,7 +99,8 @@ def to_markdown(result: dict[str, Any]) -> str:
         lines += ["", f"Parity inputs: {result['engines'][0]['parity']['inputs']}."]
     lines += [
         "",
-        "| engine | batch | faces/s | x reference | p50 ms | p90 ms | p99 ms | calls | peak memory MiB |",
+        "| engine | batch | faces/s | x reference: median (min-max) | p50 ms | p90 ms | p99 ms | calls "
+        "| peak memory MiB |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in result["results"]:
@@ -95,15 +108,16 @@ def to_markdown(result: dict[str, Any]) -> str:
         peak = mem.get("torch_peak_allocated_mib", mem.get("process_peak_rss_mib"))
         lat = r["latency_ms"]
         lines.append(
-            f"| {r['label']} | {r['batch']} | {_fmt(r['faces_per_s'])} | {_fmt(r.get('ratio_vs_reference'), '.2f')}x "
+            f"| {r['label']} | {r['batch']} | {_fmt(r['faces_per_s'])} | {_ratio_cell(r)}{tag} "
             f"| {_fmt(lat['p50'], '.2f')} | {_fmt(lat['p90'], '.2f')} | {_fmt(lat['p99'], '.2f')} | {r['calls']} "
             f"| {_fmt(peak, '.0f')} |"
         )
     cfg = result["config"]
+    per_round = "; a ratio is the median (min-max) of the per-round ratios" if result.get("protocol") else ""
     lines += [
         "",
         f"Timed calls per engine and batch: {cfg['iters']} in {cfg['rounds']} interleaved rounds after {cfg['warmup']} "
-        "warm-up calls. Peak memory: "
+        f"warm-up calls{per_round}. Peak memory: "
         + (
             "torch allocator peak on the GPU."
             if result["device"].startswith("cuda")

@@ -213,8 +213,13 @@ def _plan_rows(cfg: EngineBenchConfig) -> tuple[list[_Row], list[str]]:
     return rows, notes
 
 
-def run_engine_bench(cfg: EngineBenchConfig, *, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+def run_engine_bench(cfg: EngineBenchConfig, *, progress: Callable[[str], None] | None = None,
+                     protocol: Any = None) -> dict[str, Any]:  # fmt: skip
     """Run the engine benchmark described by ``cfg`` and return the result dict (see module docstring).
+
+    ``protocol`` (:class:`~lib_deepfake.bench.protocol.BenchProtocol`, default the current one) is started once the
+    engines are loaded; each ratio to the reference is the median (with min-max, ``ratio_stats``) of the per-round
+    ratios.
 
     Raises:
         LibDeepfakeError: bad configuration, missing extras, unusable providers (without fallback), ...
@@ -222,6 +227,7 @@ def run_engine_bench(cfg: EngineBenchConfig, *, progress: Callable[[str], None] 
     from lib_deepfake.bench.flops import annotate_results, model_work
     from lib_deepfake.bench.machine import load_average, machine_info
     from lib_deepfake.bench.peak import measure_peaks
+    from lib_deepfake.bench.protocol import current_protocol, ratio_stats
     from lib_deepfake.bench.timer import summarize, time_calls, warm_up
     from lib_deepfake.engines.base import parse_device
     from lib_deepfake.engines.parity import compare_outputs, run_batched
@@ -266,6 +272,7 @@ def run_engine_bench(cfg: EngineBenchConfig, *, progress: Callable[[str], None] 
             if not row.label:
                 row.label = row.engine.describe()
         size = rows[0].engine.input_size
+        started = (protocol or current_protocol()).start(say)
 
         # Parity before timing, on identical face crops (noise saturates a trained model: everything agrees there).
         _, parity_faces, parity_inputs = parity_crops(size, cfg.parity_crops, cfg.parity_samples)
@@ -289,6 +296,7 @@ def run_engine_bench(cfg: EngineBenchConfig, *, progress: Callable[[str], None] 
                 warm[row.label] = warm_up(functools.partial(row.engine.infer, faces), device, cfg.warmup)
             latencies: dict[str, list[float]] = {row.label: [] for row in rows}
             walls: dict[str, float] = dict.fromkeys(latencies, 0.0)
+            round_rates: dict[str, list[float | None]] = {label: [] for label in latencies}
             memory: dict[str, dict[str, Any]] = {}
             for r, calls in enumerate(per_round):
                 order = rows if r % 2 == 0 else rows[::-1]
@@ -299,19 +307,19 @@ def run_engine_bench(cfg: EngineBenchConfig, *, progress: Callable[[str], None] 
                     seg = time_calls(functools.partial(row.engine.infer, faces), device, calls)
                     latencies[row.label].extend(seg.latencies_ms)
                     walls[row.label] += seg.wall_s
+                    round_rates[row.label].append(batch * calls / seg.wall_s if seg.wall_s > 0 else None)
                     memory[row.label] = _memory(device)
-            ref_fps = None
             for row in rows:
                 summary = summarize(latencies[row.label], batch, walls[row.label])
-                if row.is_reference:
-                    ref_fps = summary["faces_per_s"]
                 results.append({
                     "label": row.label, "engine": row.engine_name, "precision": row.precision, "batch": batch,
                     **summary, "warmup_s": warm[row.label], "memory": memory[row.label],
                 })  # fmt: skip
             for res in results:
                 if res["batch"] == batch:
-                    res["ratio_vs_reference"] = res["faces_per_s"] / ref_fps if ref_fps else None
+                    res["ratio_stats"] = ratio_stats(round_rates[res["label"]], round_rates[rows[0].label])
+                    res["ratio_vs_reference"] = res["ratio_stats"]["median"]
+        protocol_record = started.finish()
         engines_info = []
         for row in rows:
             info = asdict(row.engine.info())
@@ -330,6 +338,8 @@ def run_engine_bench(cfg: EngineBenchConfig, *, progress: Callable[[str], None] 
         "device": str(device),
         "machine": machine,
         "load_average": {"start": load_start, "end": load_average()},
+        "noisy": protocol_record["noisy"],
+        "protocol": protocol_record,
         "model": {
             "checkpoint": str(cfg.model),
             "sha256": ckpt.sha256,

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from lib_deepfake.cli.bench_options import csv_list
+from lib_deepfake.cli.bench_protocol import protocol_options
 from lib_deepfake.cli.common import CONTEXT_SETTINGS, handle_errors, verbosity_options
 from lib_deepfake.cli.parity_options import crops_option
 from lib_deepfake.engines.registry import list_engines
@@ -56,6 +57,7 @@ ENGINE_NAMES = tuple(list_engines())
 @click.option("--strict-parity", is_flag=True, help="Exit with status 1 when an engine fails the parity check.")
 @verbosity_options
 @handle_errors
+@protocol_options
 def engines_cmd(model: Path, engines: tuple[str, ...], precisions: tuple[str, ...], batch_sizes: tuple[int, ...],
                 device: str, warmup: int, iters: int, rounds: int, parity_samples: int, threads: int | None,
                 channels_last: bool, cuda_graphs: bool, compile_: bool, provider: str | None,
