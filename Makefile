@@ -99,7 +99,7 @@ demo: venv
 	@echo "==> [7/8] benchmark the engines against the PyTorch FP32 reference"
 	$(BIN)/lib-bench engines --model $(DEMO_OUT)/train/model_best.pth --engines $(BENCH_ENGINES) \
 		--precision $(BENCH_PRECISION) --batch-sizes 1,32 --iters 10 --device $(DEVICE) \
-		--work-dir $(DEMO_OUT)/bench --json $(DEMO_OUT)/bench/engines.json
+		--work-dir $(DEMO_OUT)/bench --json $(DEMO_OUT)/bench/engines.json --allow-noisy --quiet-wait-s 0
 	@echo "==> [8/8] summary"
 	$(BIN)/python -m lib_deepfake.demo $(DEMO_OUT)
 
