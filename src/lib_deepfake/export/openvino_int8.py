@@ -24,7 +24,7 @@ import numpy as np
 from lib_deepfake._optional import require
 from lib_deepfake.errors import ArtifactMismatchError, LibDeepfakeError
 from lib_deepfake.export.onnx_export import OnnxExportResult
-from lib_deepfake.export.quantize import PARITY_CROPS, calibration_batches
+from lib_deepfake.export.quantize import PARITY_CROPS, calibration_batches, int8_parity
 from lib_deepfake.manifest import Manifest
 from lib_deepfake.prep.face_crops import crop_files
 
@@ -143,16 +143,4 @@ def _save_ir(ov: Any, model: Any, out: Path) -> None:
 
 def _parity(core: Any, fp32: Any, int8: Any, size: int, held_out: list[Path], tolerance: Tolerance | str | None,
             crops: Path | str | None) -> dict[str, Any]:  # fmt: skip
-    from lib_deepfake.engines.parity import compare_sets, resolve_tolerance, run_batched
-    from lib_deepfake.prep.face_crops import parity_crops, read_crops
-
-    name, faces, description = parity_crops(size, crops)
-    sets, inputs = {name: faces}, {name: description}
-    if held_out:
-        sets["held_out"] = read_crops(held_out, size)
-        inputs["held_out"] = f"{len(sets['held_out'])} crops of the calibration folder held out of calibration"
-    ref, got = _runner(_compiled(core, fp32)), _runner(_compiled(core, int8))
-    expected = {k: run_batched(ref, v, 16) for k, v in sets.items()}
-    actual = {k: run_batched(got, v, 16) for k, v in sets.items()}
-    limits, override = resolve_tolerance("int8", tolerance)
-    return {**compare_sets(expected, actual, "int8", tolerance=limits, inputs=inputs), "tolerance_override": override}
+    return int8_parity(_runner(_compiled(core, fp32)), _runner(_compiled(core, int8)), size, held_out, tolerance, crops)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +36,6 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["PARITY_CROPS", "calibration_batches", "crop_files", "quantize_int8"]
 
-# The OpenVINO INT8 export still gates on mean |dprob_fake| against its FP32 model with this bound.
-INT8_TOLERANCE = 0.05
 PARITY_CROPS = 64  # crops held out of calibration for the parity check
 
 
@@ -158,14 +156,21 @@ def quantize_int8(
 
 def _parity(fp32: Path, int8: Path, size: int, held_out: list[Path], tolerance: Tolerance | str | None,
             crops: Path | str | None) -> dict[str, Any]:  # fmt: skip
+    return int8_parity(onnx_runner(fp32), onnx_runner(int8), size, held_out, tolerance, crops)
+
+
+def int8_parity(reference: Callable[[Any], Any], candidate: Callable[[Any], Any], size: int, held_out: list[Path],
+                tolerance: Tolerance | str | None, crops: Path | str | None) -> dict[str, Any]:  # fmt: skip
+    """The gate of every INT8 export (ONNX Runtime's QDQ, OpenVINO's NNCF IR): P(fake) of ``candidate`` against
+    ``reference`` (callables on uint8 crops) on face crops (the bundled set or ``crops``) and on the ``held_out``
+    calibration crops, with the INT8 limits (or ``tolerance``); the :func:`compare_sets` record."""
     name, faces, description = parity_crops(size, crops)
     sets, inputs = {name: faces}, {name: description}
     if held_out:
         sets["held_out"] = read_crops(held_out, size)
         inputs["held_out"] = f"{len(sets['held_out'])} crops of the calibration folder held out of calibration"
-    ref, got = onnx_runner(fp32), onnx_runner(int8)
-    expected = {k: run_batched(ref, v, 16) for k, v in sets.items()}
-    actual = {k: run_batched(got, v, 16) for k, v in sets.items()}
+    expected = {k: run_batched(reference, v, 16) for k, v in sets.items()}
+    actual = {k: run_batched(candidate, v, 16) for k, v in sets.items()}
     limits, override = resolve_tolerance("int8", tolerance)
     result = compare_sets(expected, actual, "int8", tolerance=limits, inputs=inputs)
     return {**result, "tolerance_override": override}
