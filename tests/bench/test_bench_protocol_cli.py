@@ -15,7 +15,7 @@ from lib_deepfake.cli.bench import main
 
 MEASURING = ("engines", "pipeline", "decode", "crops", "detect", "ray", "train")
 CROPS = ["crops", "--frame-size", "48x64", "--crop-size", "16", "--faces", "2", "--frames", "1", "--iters", "2",
-         "--warmup", "0"]  # fmt: skip
+         "--rounds", "2", "--warmup", "0"]  # fmt: skip
 
 
 @pytest.fixture
@@ -68,12 +68,13 @@ def test_quiet_machine_measures_at_once(load, tmp_path):
     load["load"] = 0.3
     out = tmp_path / "detect.json"
     res = CliRunner().invoke(main, ["detect", "--detector", "center", "--width", "64", "--height", "48",
-                                    "--batch-sizes", "1,2", "--frames", "2", "--repeats", "3", "--json",
-                                    str(out)])  # fmt: skip
+                                    "--batch-sizes", "1,2", "--max-sides", "64,32", "--frames", "2", "--repeats", "3",
+                                    "--json", str(out)])  # fmt: skip
     assert res.exit_code == 0, res.output
     data = json.loads(out.read_text())
     assert data["noisy"] is False and load["slept"] == 0 and data["protocol"]["allow_noisy"] is False
-    assert data["runs"][1]["speed_vs_first"]["n"] == 3 and data["runs"][0]["speed_vs_first"]["median"] == 1.0
+    assert [(r["max_side"], r["batch_size"]) for r in data["runs"]] == [(64, 1), (64, 2), (32, 1), (32, 2)]
+    assert data["runs"][3]["speed_vs_first"]["n"] == 3 and data["runs"][0]["speed_vs_first"]["median"] == 1.0
     assert "NOISY" not in out.with_suffix(".md").read_text()
 
 

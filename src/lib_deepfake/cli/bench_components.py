@@ -16,7 +16,9 @@ from lib_deepfake.cli.common import CONTEXT_SETTINGS, handle_errors, verbosity_o
               help="Where the generated benchmark clips live (created when missing).")  # fmt: skip
 @click.option("--plans", default=None, help="Comma-separated sampling plans [default: the module's set].")
 @click.option("--decoder", default="pyav", type=click.Choice(["pyav", "dali"]), help="Decoder.")
-@click.option("--repeats", default=2, type=click.IntRange(1, None), help="Runs per measurement (best kept).")
+@click.option("--repeats", default=2, type=click.IntRange(1, None),
+              help="Interleaved rounds: the full decode and every plan take turns; best time kept, the speed-ups as "
+              "median (min-max) over the rounds.")  # fmt: skip
 @click.option("--threads", default=0, type=click.IntRange(0, None), help="Decoder threads (0 = automatic).")
 @JSON_OPTION
 @verbosity_options
@@ -41,12 +43,14 @@ def decode_cmd(clip_dir: Path, plans: str | None, decoder: str, repeats: int, th
 @click.option("--frames", default=4, type=click.IntRange(1, None), help="Frames per batch.")
 @click.option("--iters", default=10, type=click.IntRange(1, None), help="Timed batches per backend.")
 @click.option("--warmup", default=2, type=click.IntRange(0, None), help="Untimed batches first.")
+@click.option("--rounds", default=3, type=click.IntRange(1, None),
+              help="Interleaved rounds the timed batches are split over (one native/torch ratio each).")  # fmt: skip
 @JSON_OPTION
 @verbosity_options
 @handle_errors
 @protocol_options
 def crops_cmd(device: str, frame_size: str, crop_size: int, faces: int, frames: int, iters: int, warmup: int,
-              json_out: Path | None, verbose: int, quiet: bool) -> None:  # fmt: skip
+              rounds: int, json_out: Path | None, verbose: int, quiet: bool) -> None:  # fmt: skip
     """Face crops/s of the native crop library and the torch path."""
     from lib_deepfake.bench.crops import format_markdown, run_crop_bench
 
@@ -54,7 +58,7 @@ def crops_cmd(device: str, frame_size: str, crop_size: int, faces: int, frames: 
         h, w = (int(v) for v in frame_size.lower().split("x"))
     except ValueError:
         raise click.BadParameter("expected HxW, e.g. 1080x1920", param_hint="--frame-size") from None
-    result = run_crop_bench(device, (h, w), crop_size, faces, iters, frames=frames, warmup=warmup)
+    result = run_crop_bench(device, (h, w), crop_size, faces, iters, frames=frames, warmup=warmup, rounds=rounds)
     emit(result, json_out, format_markdown)
 
 
@@ -65,19 +69,24 @@ def crops_cmd(device: str, frame_size: str, crop_size: int, faces: int, frames: 
 @click.option("--height", default=360, type=click.IntRange(16, None), help="Frame height.")
 @click.option("--batch-sizes", default="1,8", callback=csv_list(int), help="Comma-separated detector batch sizes.")
 @click.option("--frames", default=32, type=click.IntRange(1, None), help="Frames per timed pass.")
-@click.option("--repeats", default=3, type=click.IntRange(1, None), help="Timed passes per batch size.")
+@click.option("--repeats", default=3, type=click.IntRange(1, None),
+              help="Interleaved rounds, one timed pass of every configuration each.")  # fmt: skip
+@click.option("--max-sides", default=None, callback=csv_list(int),
+              help="Comma-separated detector input long sides to time, each with every batch size [the detector's "
+              "default, 640].")  # fmt: skip
 @click.option("--threads", type=click.IntRange(1, None), default=None, help="ONNX Runtime threads.")
 @JSON_OPTION
 @verbosity_options
 @handle_errors
 @protocol_options
 def detect_cmd(detector: str, device: str, width: int, height: int, batch_sizes: tuple[int, ...], frames: int,
-               repeats: int, threads: int | None, json_out: Path | None, verbose: int,
-               quiet: bool) -> None:  # fmt: skip
+               repeats: int, max_sides: tuple[int, ...] | None, threads: int | None, json_out: Path | None,
+               verbose: int, quiet: bool) -> None:  # fmt: skip
     """Face-detector frames/s per batch size."""
     from lib_deepfake.bench import detect
     from lib_deepfake.faces.base import DetectorConfig
 
     result = detect.run_detector_bench(detector, width, height, batch_sizes, frames, repeats,
-                                       config=DetectorConfig(threads=threads, device=device))  # fmt: skip
+                                       config=DetectorConfig(threads=threads, device=device),
+                                       max_sides=max_sides)  # fmt: skip
     emit(result, json_out, detect._to_markdown)
