@@ -6,7 +6,9 @@ so the number is the detector alone: pre-processing (resize/pad), the network, d
 take turns over the ``repeats`` rounds, the order reversed every other round, and each is compared with the first
 one round by round (median and min-max of the ratio), under the benchmark protocol.
 
-Run: ``python -m lib_deepfake.bench.detect --out bench/results/detector-cpu-<machine>.json``.
+Run: ``lib-bench detect --max-sides 640,320 --json bench/results/detector-cpu-<machine>.json`` (which waits for a
+quiet machine or refuses, see :mod:`lib_deepfake.bench.protocol`); ``python -m lib_deepfake.bench.detect --out ...``
+measures at once and marks a busy machine's result noisy.
 """
 
 from __future__ import annotations
