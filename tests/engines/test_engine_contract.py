@@ -1,5 +1,6 @@
-"""One contract suite over every engine: faces uint8 [N,S,S,3] RGB -> prob_fake float32 [N], same device, equal to
-the PyTorch FP32 reference; bad inputs give a ContractError naming the contract.
+"""One contract suite over every engine: faces uint8 [N,S,S,3] RGB -> prob_fake float32 [N], same device, within
+the parity limits of its precision of the PyTorch FP32 reference on face crops (never noise: it saturates outputs);
+bad inputs give a ContractError naming the contract.
 
 torch and onnxrt run on CPU here; trt joins on a machine with TensorRT and a GPU (markers gpu, trt).
 """
@@ -14,9 +15,11 @@ import torch
 from tests.engines._artifacts import contract_onnx, float_input_onnx, tiny_checkpoint
 
 from lib_deepfake.engines import create_engine
+from lib_deepfake.engines.parity import compare_outputs
 from lib_deepfake.engines.torch_engine import TorchEngine
 from lib_deepfake.errors import ArtifactMismatchError, ContractError, LibDeepfakeError
 from lib_deepfake.model.testing import random_faces
+from lib_deepfake.prep.face_crops import face_crop_set
 
 SIZE = 32
 
@@ -50,7 +53,7 @@ def _device(name):
 @pytest.fixture(scope="module")
 def reference(artifacts):
     with TorchEngine(artifacts["torch"]) as ref:
-        faces = random_faces(5, SIZE, seed=3)
+        faces = torch.from_numpy(face_crop_set(SIZE, 24))
         yield faces, ref.infer(faces).clone()
 
 
@@ -60,9 +63,10 @@ def test_contract_and_parity(artifacts, reference, name):
     with create_engine(name, _artifact(artifacts, name), device=_device(name)) as engine:
         assert engine.input_size == SIZE
         out = engine.infer(faces.to(engine.device))
-        assert out.dtype == torch.float32 and out.shape == (5,) and out.device == engine.device
-        tol = 1e-4 if engine.precision == "fp32" and name != "trt" else 1e-3
-        assert torch.allclose(out.cpu(), expected, atol=tol)
+        assert out.dtype == torch.float32 and out.shape == (24,) and out.device == engine.device
+        report = compare_outputs(expected, out, engine.precision, engine=name)
+        assert report.passed, report.failures
+        assert report.saturated < 0.5, "the crops must be informative for this model"
         assert float(out.min()) >= 0.0 and float(out.max()) <= 1.0
         io = engine.io
         assert io.inputs[0].dtype == "uint8" and io.inputs[0].shape == (None, SIZE, SIZE, 3)

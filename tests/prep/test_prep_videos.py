@@ -99,7 +99,8 @@ def _video_of(folder, ds):
 
 
 def test_lib_train_reads_the_lists(prepared):
-    lists = pytest.importorskip("lib_deepfake.train.lists")
+    from lib_deepfake.train import lists  # the project's own module: a broken import must fail, not skip
+
     root, _ = prepared
     videos = lists.read_split(root, ["synth"], "train")
     assert {v.label for v in videos} == {0, 1} and all(len(v.frames) >= 7 for v in videos)
