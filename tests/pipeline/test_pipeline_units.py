@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -172,7 +173,9 @@ def test_store_write_failure_is_a_clear_error_without_a_torn_line(tmp_path, monk
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(os, "write", full)
-    with pytest.raises(OutputError, match="No space left"):
+    # The store's own words (which folder), with the system's reason passed on.
+    expected = rf"^cannot write results\.jsonl in {re.escape(str(tmp_path))}: .*No space left"
+    with pytest.raises(OutputError, match=expected):
         store.append(_row(1))
     monkeypatch.undo()
     store.close()
