@@ -4,6 +4,8 @@ measured peak on every row. Tiny model on CPU; timing values are not asserted (s
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 from tests.engines._artifacts import contract_onnx, tiny_checkpoint
 
@@ -120,3 +122,25 @@ def test_no_peak_measurement_leaves_fractions_empty(setup):
                             parity_samples=2, threads=1, work_dir=work, measure_peak=False)  # fmt: skip
     res = run_engine_bench(cfg, progress=lambda message: None)
     assert res["peak"] == {} and all(r["peak_fraction"] is None and r["gflops"] > 0 for r in res["results"])
+
+
+def test_cli_int8_with_a_calibration_folder(setup, tmp_path):
+    from click.testing import CliRunner
+
+    from lib_deepfake.bench.engine_artifacts import calibration_folder
+    from lib_deepfake.cli.bench import main
+
+    ckpt, work = setup
+    folder, _ = calibration_folder(None, tmp_path, 32)
+    (tmp_path / "work").mkdir()
+    for name in ("tiny.fp32.onnx", "tiny.fp32.onnx.json"):  # the FP32 ONNX as made by the fixture (no export here)
+        shutil.copy(work / name, tmp_path / "work" / name)
+    res = CliRunner().invoke(main, ["engines", "--model", str(ckpt), "--engines", "onnxrt,aoti", "--precision",
+                                    "int8,fp16", "--batch-sizes", "2", "--iters", "1", "--rounds", "1", "--warmup", "0",
+                                    "--parity-samples", "4", "--threads", "1", "--work-dir", str(tmp_path / "work"),
+                                    "--calibration", str(folder), "-q", "--quiet-wait-s", "0",
+                                    "--allow-noisy"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert "| onnxrt int8 provider=cpu threads=1 | int8 | 2 |" in res.output and "GFLOP/s of work" in res.output
+    assert "aoti fp16: skipped (AOTInductor fp16 is the GPU mode" in res.output
+    assert any(p.name.startswith("tiny.int8.onnx") for p in (tmp_path / "work").iterdir())

@@ -114,3 +114,10 @@ def test_fp16_package_on_cuda(package, tmp_path):
     with create_engine(result.path, device="cuda") as engine:
         out = engine.infer(faces.cuda()).cpu()
     assert engine.precision == "fp16" and (out - expected).abs().max() < 1e-2
+
+
+def test_verify_accepts_the_package(package):
+    from lib_deepfake.export.verify import verify_artifact
+
+    report = verify_artifact(package["result"].path, package["ckpt"], samples=8)  # .pt2 -> aoti by suffix
+    assert report.engine["engine"] == "aoti" and report.passed

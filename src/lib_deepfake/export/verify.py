@@ -49,6 +49,7 @@ def verify_artifact(
     tolerance: Tolerance | str | None = None,
     threshold: float = DECISION_THRESHOLD,
     official_input_size: int | None = None,
+    engine: str | None = None,
     **engine_options: Any,
 ) -> VerifyReport:
     """Compare ``artifact`` (any engine's artifact) with the FP32 PyTorch reference of ``reference``.
@@ -64,6 +65,7 @@ def verify_artifact(
         tolerance: limits, or ``KEY=VALUE,...`` overrides of the defaults for the artifact's precision and engine.
         threshold: decision threshold for the agreement.
         official_input_size: crop size of an official reference checkpoint.
+        engine: run ``artifact`` with this engine (e.g. ``openvino`` for a .onnx); default: from its suffix.
         **engine_options: passed to the engine (``provider=``, ``allow_cpu_fallback=``, ...).
     """
     from lib_deepfake.engines.parity import compare_sets, resolve_tolerance, run_batched
@@ -75,7 +77,7 @@ def verify_artifact(
         raise LibDeepfakeError(f"--samples must be at least 1, got {samples}")
     with (
         TorchEngine(reference, device=device, official_input_size=official_input_size) as ref_engine,
-        create_engine(artifact, device=device, **engine_options) as engine,
+        create_engine(engine or artifact, artifact if engine else None, device=device, **engine_options) as engine,
     ):
         size = engine.input_size
         if size != ref_engine.input_size:
