@@ -1,4 +1,4 @@
-"""Inference engines behind one interface (PyTorch reference, ONNX Runtime, TensorRT).
+"""Inference engines behind one interface (PyTorch reference, ONNX Runtime, TensorRT, OpenVINO, AOTInductor).
 
 Nothing heavy is imported here: engine modules are imported by :func:`create_engine` / :func:`engine_class` when an
 engine is asked for, and their runtimes (onnxruntime, tensorrt) only when an engine is loaded::
