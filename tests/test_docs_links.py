@@ -95,6 +95,17 @@ def test_every_page_named_in_a_help_epilog_exists():
     assert sorted(p for p in pages if not (ROOT / p).is_file()) == []
 
 
+def test_docs_paths_named_in_the_cli_sources_exist():
+    # Epilogs written by hand ("Reference: docs/ray.md") must not point at a page that was renamed or removed.
+    named = {
+        (src.name, path)
+        for src in (ROOT / "src" / "lib_deepfake" / "cli").glob("*.py")
+        for path in re.findall(r"\bdocs/[\w.-]+\.md\b", src.read_text(encoding="utf-8"))
+    }
+    assert named, "no docs page named in the CLI sources"
+    assert sorted(f"{name}: {path}" for name, path in named if not (ROOT / path).is_file()) == []
+
+
 def test_every_console_script_has_a_docs_page():
     pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
     section = pyproject.split("[project.scripts]", 1)[1].split("\n[", 1)[0]

@@ -11,6 +11,9 @@ from __future__ import annotations
 COMMAND_PAGES: dict[str, tuple[str, ...]] = {
     "lib-prep": ("docs/prep.md",),
     "lib-prep export-detector": ("docs/faces.md",),
+    "lib-prep faceforensics": ("docs/datasets.md",),
+    "lib-prep celebdf": ("docs/datasets.md",),
+    "lib-prep dfdc": ("docs/datasets.md",),
     "lib-train": ("docs/train.md",),
     "lib-eval": ("docs/eval.md",),
     "lib-export": ("docs/export.md",),
