@@ -22,6 +22,8 @@ LIBRARIES = (
     "onnxruntime",
     "onnxruntime-gpu",
     "onnxscript",
+    "openvino",
+    "nncf",
     "tensorrt",
     "tensorrt-cu12",
     "tensorrt-cu13",
