@@ -86,3 +86,9 @@ def test_two_process_gloo_training(tmp_path):
     assert record["val"]["frame"]["n"] == 30  # 30 frames, padding removed
     single = evaluate_checkpoint(out / "last.pth", root, ("synth",), "val", frames_per_video=32)
     assert single["metrics"]["frame"]["auc"] == pytest.approx(record["val"]["frame"]["auc"], abs=1e-6)
+    # the end of training ran once (rank 0) on the gathered scores: both checkpoints carry a calibrated card
+    from lib_deepfake.model.card import load_card
+
+    for name in ("last.pth", "model_best.pth"):
+        card = load_card(out / name)
+        assert card is not None and card.threshold is not None and card.threshold.metrics["n"] == 6

@@ -57,6 +57,17 @@ class FloatListType(click.ParamType):
 _MODELS = ["resnet", "resnet34", "mobilenet", "efficientnet"] + [f"efficientnet-b{i}" for i in range(8)]
 
 
+def _threshold_rule(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """``eer``, ``youden`` or ``target-fpr:F``, normalised; a bad rule is a usage error before anything loads."""
+    from lib_deepfake.errors import ContractError
+    from lib_deepfake.model.threshold import ThresholdRule
+
+    try:
+        return str(ThresholdRule.parse(value))
+    except ContractError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+
+
 class _Bars:
     """Progress bars with loss/throughput on an interactive stderr (rank 0 only)."""
 
@@ -205,6 +216,15 @@ class _Bars:
     help="torch CPU threads [default: torch's]; 1 is much faster on a busy machine.",
 )
 @click.option("--save-every", type=click.IntRange(min=0), default=10, help="Also keep model_{epoch}.pth every N.")
+@click.option(
+    "--threshold-rule",
+    default="eer",
+    show_default=True,
+    callback=_threshold_rule,
+    help="How the decision threshold stored in the checkpoints' model card is chosen on the validation videos at "
+    "the end of training: eer, youden or target-fpr:F (e.g. target-fpr:0.01: at most 1% of real videos flagged). "
+    "lib-export carries it into manifests and lib-infer/lib-eval use it by default.",
+)
 @click.option("--tensorboard/--no-tensorboard", default=True)
 @verbosity_options
 @handle_errors
@@ -266,6 +286,7 @@ def main(**opts: Any) -> None:
         threads=opts["threads"],
         save_every=opts["save_every"],
         tensorboard=opts["tensorboard"],
+        threshold_rule=opts["threshold_rule"],
     )
     summary = fit(cfg, resume=opts["resume"], hooks=hooks)
     if int(os.environ.get("RANK", "0")) == 0:
@@ -275,6 +296,17 @@ def main(**opts: Any) -> None:
             f"done: {summary['epochs']} epochs, best {cfg.select_split} AUC {best_text} at epoch "
             f"{summary['best_epoch']}; checkpoints in {summary['output']}"
         )
+        click.echo(_threshold_line(summary))
+
+
+def _threshold_line(summary: dict[str, Any]) -> str:
+    """What the end of training stored as the decision threshold, or why it stored none."""
+    from lib_deepfake.model.threshold import ThresholdChoice
+
+    if summary.get("threshold"):
+        choice = ThresholdChoice.from_dict(summary["threshold"])
+        return f"threshold: {choice.describe()}, in the model card of {summary.get('card_in', 'model_best.pth')}"
+    return f"threshold: none stored ({summary.get('threshold_note') or 'no model card written'})"
 
 
 def _eval_only(opts: dict[str, Any], datasets: tuple[str, ...], hooks: Any) -> None:

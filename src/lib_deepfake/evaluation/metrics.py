@@ -12,27 +12,17 @@ per identity). AUC, AP and EER come from :func:`lib_deepfake.train.metrics.binar
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from lib_deepfake.evaluation.scoring import DatasetScores
+from lib_deepfake.train.lists import video_of_folder
 
 __all__ = ["DatasetResult", "dataset_metrics", "video_of_folder"]
 
-_IDENTITY = re.compile(r"^face(\d+)$")
 LEVELS = ("frame", "video_mean", "video_identity_max")
-
-
-def video_of_folder(key: str) -> tuple[str, int]:
-    """``(video key, identity)`` of a face folder: ``a/b.mp4/face1`` -> ``("a/b.mp4", 1)``, ``a/b.mp4`` -> id 0."""
-    head, _, tail = key.rpartition("/")
-    m = _IDENTITY.match(tail)
-    if m and head:
-        return head, int(m.group(1))
-    return key, 0
 
 
 @dataclass

@@ -67,6 +67,8 @@ class TrainConfig:
             ``workers`` (None = 0 on CPU, min(8, cores) on CUDA), ``threads`` (torch intra-op threads; None = torch's
             default), ``output``, ``save_every`` (epochs; 0 = never),
             ``tensorboard``.
+        end of training: ``threshold_rule`` (``eer``, ``youden`` or ``target-fpr:F``): how the decision threshold
+            stored in the checkpoints' model card is chosen on the validation videos.
     """
 
     dataset_root: Path
@@ -119,6 +121,8 @@ class TrainConfig:
     threads: int | None = None
     save_every: int = 10
     tensorboard: bool = True
+    # end of training
+    threshold_rule: str = "eer"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "dataset_root", Path(self.dataset_root))
@@ -153,6 +157,9 @@ class TrainConfig:
             if not ok:
                 raise LibDeepfakeError(message)
         parse_oversample(self.real_oversample)
+        from lib_deepfake.model.threshold import ThresholdRule  # here: importing lib_deepfake.model loads torch
+
+        object.__setattr__(self, "threshold_rule", str(ThresholdRule.parse(str(self.threshold_rule))))
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)

@@ -64,9 +64,10 @@ def evaluate_selection(
     balancer: Balancer,
     info: ddp.DistInfo,
     hooks: Hooks,
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], torch.Tensor]:
     """Frame and video metrics of ``net`` on the selection split, with its mean balanced loss (``loss``, which the
-    official recipe's LR halving watches) and the number of unreadable frames (``skipped``)."""
+    official recipe's LR halving watches) and the number of unreadable frames (``skipped``); and the scores behind
+    them: ``predict`` rows (sample index, label, P(fake)), from which the end of training chooses the threshold."""
     loader = _eval_loader(samples, input_size, channel_order, batch_size, workers=workers,
                           pin_memory=device.type == "cuda", seed=seed, info=info)  # fmt: skip
     rows, loss, skipped = predict(
@@ -85,7 +86,7 @@ def evaluate_selection(
     metrics = metrics_from_rows(rows, video_of_sample)
     metrics["loss"] = loss
     metrics["skipped"] = skipped
-    return metrics
+    return metrics, rows
 
 
 def evaluate_checkpoint(

@@ -8,8 +8,9 @@ on the selection split), ``model_{epoch}.pth`` every ``save_every`` epochs. All 
 
 The jobs live in their own modules: :mod:`.components` (model, losses), :mod:`.run_state` (resume and the state in
 the checkpoints), :mod:`.run_log` (config.json, metrics.jsonl, TensorBoard), :mod:`.evaluate` (the selection split
-each epoch; ``--eval-only``), :mod:`.loop` (one epoch). Here: the run's setup, the epoch loop and the
-end-of-training step.
+each epoch; ``--eval-only``), :mod:`.loop` (one epoch), :mod:`.model_card` (the threshold and model card written
+into ``model_best.pth`` and ``last.pth`` at the end). Here: the run's setup, the epoch loop and the end-of-training
+step.
 """
 
 from __future__ import annotations
@@ -74,6 +75,15 @@ def fit(cfg: TrainConfig, *, resume: Path | None = None, hooks: Hooks | None = N
 
 
 @dataclass
+class _SelectionScores:
+    """``predict`` rows on the selection split of the checkpoints this process wrote last: ``last.pth`` and, when its
+    epoch ran in this process, ``model_best.pth``."""
+
+    last: torch.Tensor | None = None
+    best: torch.Tensor | None = None
+
+
+@dataclass
 class _Splits:
     """The training videos and the selection split, read (and checked) before any model is built."""
 
@@ -128,13 +138,17 @@ def _fit(cfg: TrainConfig, info: ddp.DistInfo, device: torch.device, resume: Pat
         augment = build_official_augment(run.model_config.input_size)
     halving = HalvingRule(run.state.halving)
     last_record: dict[str, Any] = {}
+    scores = _SelectionScores()
     try:
         for epoch in range(run.state.epoch + 1, cfg.epochs + 1):
-            last_record = _run_epoch(run, epoch, halving, augment, log, hooks)
+            last_record, rows = _run_epoch(run, epoch, halving, augment, log, hooks)
+            scores.last = rows
+            if last_record["best"]:
+                scores.best = rows
     finally:
         if log is not None:
             log.close()
-    return _finish_training(run, last_record)
+    return _finish_training(run, last_record, scores, hooks)
 
 
 def _read_splits(cfg: TrainConfig) -> _Splits:
@@ -288,8 +302,9 @@ def _train_loader(run: _Run, epoch: int, augment: Any) -> Any:
 
 def _run_epoch(
     run: _Run, epoch: int, halving: HalvingRule, augment: Any, log: RunLog | None, hooks: Hooks
-) -> dict[str, Any]:
-    """Train one epoch, evaluate on the selection split, log it and save the epoch's checkpoints; its record."""
+) -> tuple[dict[str, Any], torch.Tensor]:
+    """Train one epoch, evaluate on the selection split, log it and save the epoch's checkpoints; its record and its
+    selection-split scores."""
     cfg, state = run.cfg, run.state
     lr_factor = _epoch_lr_factor(run, epoch, halving)
     ctx = StepContext(
@@ -302,13 +317,7 @@ def _run_epoch(
         ctx, loader, epoch=epoch, seed=cfg.seed, start_step=state.step, num_batches=len(loader), hooks=hooks
     )
     ddp.broadcast_buffers(run.net, run.info)
-    metrics = evaluate_selection(
-        run.net, run.normalize, run.splits.select_samples, run.splits.select_video_of,
-        input_size=run.model_config.input_size, channel_order=run.model_config.preprocessing.channel_order,
-        batch_size=cfg.eval_batch_size or run.per_rank, workers=run.workers, seed=cfg.seed, device=run.device,
-        amp_dtype=run.amp_dtype, channels_last=cfg.channels_last, criterion=run.criterion, balancer=run.balancer,
-        info=run.info, hooks=hooks,
-    )  # fmt: skip
+    metrics, rows = _evaluate(run, run.net, run.info, hooks)
     if metrics["loss"] is not None:
         halving.observe(metrics["loss"])
     auc = metrics["frame"]["auc"]
@@ -345,20 +354,68 @@ def _run_epoch(
         " (best)" if improved else "",
     )
     ddp.barrier(run.info)
-    return record
+    return record, rows
 
 
-def _finish_training(run: _Run, last_record: dict[str, Any]) -> dict[str, Any]:
+def _evaluate(run: _Run, net: torch.nn.Module, info: ddp.DistInfo, hooks: Hooks) -> tuple[dict[str, Any], Any]:
+    """``net`` on the selection split: (metrics, ``predict`` rows)."""
+    cfg = run.cfg
+    return evaluate_selection(
+        net, run.normalize, run.splits.select_samples, run.splits.select_video_of,
+        input_size=run.model_config.input_size, channel_order=run.model_config.preprocessing.channel_order,
+        batch_size=cfg.eval_batch_size or run.per_rank, workers=run.workers, seed=cfg.seed, device=run.device,
+        amp_dtype=run.amp_dtype, channels_last=cfg.channels_last, criterion=run.criterion, balancer=run.balancer,
+        info=info, hooks=hooks,
+    )  # fmt: skip
+
+
+def _finish_training(run: _Run, last_record: dict[str, Any], scores: _SelectionScores, hooks: Hooks) -> dict:
     """The end-of-training step, on every rank after the last epoch (``model_best.pth`` and ``last.pth`` are
-    written): the run's summary. Work that needs the finished run (a decision threshold chosen on the selection
-    split, a model card in the best checkpoint) belongs here."""
-    return {
+    written): rank 0 writes the model card, with the threshold chosen on each checkpoint's validation scores, into
+    both (:mod:`.model_card`); the run's summary, with the best checkpoint's threshold (or why it has none)."""
+    summary: dict[str, Any] = {
         "epochs": run.state.epoch,
         "best_auc": run.state.best_auc,
         "best_epoch": run.state.best_epoch,
         "last": last_record,
         "output": str(run.out_dir),
+        "threshold": None,
+        "threshold_note": "",
     }
+    if not last_record:
+        summary["threshold_note"] = "no epoch ran: the checkpoints were left as they are"
+        return summary
+    if run.info.is_main:
+        from lib_deepfake.train.model_card import card_for_checkpoint
+
+        splits = run.splits
+        outcome = card_for_checkpoint(run.out_dir / "last.pth", run.cfg, scores.last, splits.select_video_of,
+                                      splits.select)  # fmt: skip
+        best_path = run.out_dir / "model_best.pth"
+        if best_path.is_file():
+            best_rows = scores.best
+            if best_rows is None and run.cfg.select_split == "val":
+                best_rows = _score_checkpoint(run, best_path, hooks)  # its epoch ran before a resume
+            outcome = card_for_checkpoint(best_path, run.cfg, best_rows, splits.select_video_of, splits.select)
+        threshold = outcome.card.threshold
+        summary.update(threshold=threshold.to_dict() if threshold is not None else None, threshold_note=outcome.note,
+                       demo=outcome.card.demo, card_in=outcome.path.name)  # fmt: skip
+    ddp.barrier(run.info)
+    return summary
+
+
+def _score_checkpoint(run: _Run, path: Path, hooks: Hooks) -> torch.Tensor:
+    """The selection-split rows of the checkpoint at ``path``, scored by this process alone (rank 0 after a resume:
+    the other ranks wait at the barrier that ends training)."""
+    from lib_deepfake.model.checkpoint import load_model
+
+    logger.info("scoring %s on the %s split for its threshold", path.name, run.cfg.select_split)
+    net, _ = load_model(path)
+    net.to(run.device)
+    if run.cfg.channels_last:
+        net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    _, rows = _evaluate(run, net, ddp.DistInfo(), hooks)
+    return rows
 
 
 def _fmt(value: float | None) -> str:

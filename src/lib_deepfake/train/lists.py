@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,7 @@ logger = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
 CLASSES = ("real", "fake")
+_IDENTITY = re.compile(r"^face(\d+)$")
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,19 @@ class Sample:
     path: str
     label: int
     video: int
+
+
+def video_of_folder(key: str) -> tuple[str, int]:
+    """``(video key, identity)`` of a face folder: ``a/b.mp4/face1`` -> ``("a/b.mp4", 1)``, ``a/b.mp4`` -> id 0.
+
+    ``lib-prep --faces all`` writes one folder per face identity (``face0``, ``face1``, ...) under the video's folder;
+    a video-level score gathers them again.
+    """
+    head, _, tail = key.rpartition("/")
+    m = _IDENTITY.match(tail)
+    if m and head:
+        return head, int(m.group(1))
+    return key, 0
 
 
 def official_real_ratio(dataset: str) -> int:
