@@ -147,3 +147,31 @@ def test_github_slugs():
     assert github_slug("INT8 for CPUs: `lib-export quantize`") == "int8-for-cpus-lib-export-quantize"
     assert github_slug("GPU paths and their status") == "gpu-paths-and-their-status"
     assert github_slug("Native face crops (C++ / CUDA, CMake)") == "native-face-crops-c--cuda-cmake"
+
+
+# docs/export.md's table of parity limits is a figure users rely on: it must be the code's table.
+_LIMIT_ROWS = {
+    "fp32 (and an ONNX without manifest)": (None, "fp32"),
+    "fp32 on TensorRT (TF32)": ("trt", "fp32"),
+    "fp16": (None, "fp16"),
+    "bf16": (None, "bf16"),
+    "int8 (against the FP32 ONNX)": (None, "int8"),
+}
+
+
+def test_documented_parity_limits_are_the_defaults():
+    from lib_deepfake.engines.parity import DEFAULT_TOLERANCES
+
+    text = (ROOT / "docs" / "export.md").read_text(encoding="utf-8")
+    rows = {}
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 5 and cells[0] in _LIMIT_ROWS:
+            rows[cells[0]] = [None if c == "-" else float(c) for c in cells[1:]]
+    assert set(rows) == set(_LIMIT_ROWS), "docs/export.md lost rows of its parity-limit table"
+    for label, key in _LIMIT_ROWS.items():
+        t = DEFAULT_TOLERANCES[key]
+        assert rows[label] == [t.max_dlogit, t.mean_dlogit, t.max_dprob, t.agreement], label
+        assert t.mean_dprob is None, f"{label}: the table has no mean |dprob| column"
+    documented = set(_LIMIT_ROWS.values()) | {(None, "unknown")}  # an ONNX without manifest: the fp32 row
+    assert set(DEFAULT_TOLERANCES) <= documented, "a default tolerance is missing from docs/export.md"
