@@ -209,6 +209,29 @@ def test_build_engine_writes_plan_and_manifest(fake, fake_gpu, onnx_model, tmp_p
     assert extra["version_compatible"] is False and extra["timing_cache"]["status"] == "memory"
 
 
+def test_build_engine_carries_the_model_card(fake, fake_gpu, onnx_model, tmp_path):
+    """The plan's manifest copies the ONNX manifest's model card and default threshold; without one it says 0.5."""
+    import shutil
+
+    from lib_deepfake.manifest import Manifest
+    from lib_deepfake.model.card import CARD_KEY, ModelCard, load_card
+    from lib_deepfake.model.threshold import ThresholdChoice
+
+    fake(version="10.13.0.35")
+    card = ModelCard.build([], {"recipe": "default"}, threshold=ThresholdChoice(0.37, "youden", datasets=["d"]))
+    onnx = tmp_path / "carded.onnx"
+    shutil.copy(onnx_model, onnx)
+    manifest = Manifest.load(onnx_model)
+    manifest.extra[CARD_KEY] = card.to_dict()
+    manifest.save(onnx)
+    extra = build_engine(onnx, tmp_path / "m.plan", TrtBuildConfig(1, 8, 16)).manifest.extra
+    assert extra[CARD_KEY] == card.to_dict() and extra["threshold"]["value"] == 0.37
+    assert load_card(tmp_path / "m.plan") == card
+    extra = build_engine(onnx_model, tmp_path / "bare.plan", TrtBuildConfig(1, 8, 16)).manifest.extra
+    assert extra[CARD_KEY] is None and extra["threshold"]["value"] == 0.5
+    assert extra["model_card_note"].startswith("no model card")
+
+
 def test_build_engine_records_version_compatibility(fake, fake_gpu, onnx_model, tmp_path):
     fake(version="10.13.0.35")
     cache = tmp_path / "t.cache"

@@ -95,6 +95,7 @@ def to_onnx(
         f"wrote {result.path} ({result.manifest.precision}, {result.path.stat().st_size / 1e6:.1f} MB); "
         f"parity vs PyTorch FP32: {parity_line(result.manifest.extra['parity'])}; manifest: {result.path.name}.json"
     )
+    click.echo(_card_line(result.manifest.extra))
 
 
 @main.command("quantize", context_settings=CONTEXT_SETTINGS)
@@ -145,6 +146,14 @@ def quantize(
         f"{parity_line(result.manifest.extra['parity'])}; calibration: "
         f"{result.manifest.extra['quantization']['calibration']['source']}"
     )
+    click.echo(_card_line(result.manifest.extra))
+
+
+def _card_line(extra: dict) -> str:
+    """What the manifest says about the model card and the threshold lib-infer will use by default."""
+    from lib_deepfake.export.manifest_card import threshold_text
+
+    return f"model card: {threshold_text(extra)}"
 
 
 def _register_optional_commands() -> None:

@@ -89,6 +89,9 @@ def to_trt(source: Path, out: Path, precision: str, min_batch: int, opt_batch: i
     click.echo(f"wrote {result.path} ({result.manifest.precision}{compat}, TensorRT {extra['tensorrt']}, "
                f"{extra['gpu_name']} sm {extra['compute_capability']}, profile {min_batch}/{opt_batch}/{max_batch}) "
                f"in {result.build_s:.1f} s from {result.onnx_path.name}")  # fmt: skip
+    from lib_deepfake.export.manifest_card import threshold_text
+
+    click.echo(f"model card: {threshold_text(extra)}")
     cache = extra.get("timing_cache") or {}
     if cache.get("status") == "rejected":
         click.echo(f"note: TensorRT refused the timing cache {cache['path']} (another GPU or TensorRT version); "

@@ -26,7 +26,9 @@ import torch
 from lib_deepfake._optional import require
 from lib_deepfake.engines.parity import Tolerance, compare_sets, raise_for_parity, resolve_tolerance, run_batched
 from lib_deepfake.errors import LibDeepfakeError
+from lib_deepfake.export.manifest_card import card_extra
 from lib_deepfake.manifest import INPUT_NAME, OUTPUT_NAME, Manifest, contract_io
+from lib_deepfake.model.card import CARD_KEY
 from lib_deepfake.model.checkpoint import LoadedCheckpoint, load_model
 from lib_deepfake.model.inference import InferenceModel
 from lib_deepfake.model.testing import random_faces
@@ -174,6 +176,7 @@ def export_onnx(
     if batch is not None and batch < 1:
         raise LibDeepfakeError(f"--batch must be 'dynamic' or a positive integer, got {batch}")
     net, ckpt = load_model(checkpoint, official_input_size=official_input_size)
+    card = card_extra(ckpt.extra.get(CARD_KEY), source=ckpt.source)  # before the export: a bad card stops it
     config = _with_size(ckpt, size)
     precision = "fp16" if fp16 else "fp32"
     reference = InferenceModel(net, config.preprocessing).eval()
@@ -218,6 +221,7 @@ def export_onnx(
             "parity": parity,
             "dynamic_batch": batch is None,
             "checkpoint": str(checkpoint),
+            **card,
         },  # fmt: skip
     )
     manifest.save(out)

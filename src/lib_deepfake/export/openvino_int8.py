@@ -23,6 +23,7 @@ import numpy as np
 
 from lib_deepfake._optional import require
 from lib_deepfake.errors import ArtifactMismatchError, LibDeepfakeError
+from lib_deepfake.export.manifest_card import card_extra_from_manifest
 from lib_deepfake.export.onnx_export import OnnxExportResult
 from lib_deepfake.export.quantize import PARITY_CROPS, calibration_batches, int8_parity
 from lib_deepfake.manifest import Manifest
@@ -89,6 +90,7 @@ def quantize_openvino(
     if manifest is None or manifest.format != "onnx" or manifest.precision != "fp32":
         raise ArtifactMismatchError(f"{source.name} is not an FP32 contract ONNX with a manifest: export it with "
                                     "lib-export to-onnx first")  # fmt: skip
+    card = card_extra_from_manifest(manifest)
     size = manifest.input_size
     files = crop_files(calibration) if calibration is not None else None
     held_out = files[: min(held_out_crops, len(files) // 2)] if files is not None and check_parity else []
@@ -121,6 +123,7 @@ def quantize_openvino(
             "quantization": {"tool": f"nncf {nncf.__version__}", "preset": preset, "calibration": calib},
             "openvino": str(ov.get_version()),
             "parity": {**parity, "reference": "the FP32 ONNX (OpenVINO CPU, f32)"},
+            **card,
         },
     )
     result.save(out)

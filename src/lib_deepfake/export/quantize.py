@@ -28,6 +28,7 @@ import numpy as np
 from lib_deepfake._optional import require
 from lib_deepfake.engines.parity import Tolerance, compare_sets, raise_for_parity, resolve_tolerance, run_batched
 from lib_deepfake.errors import ArtifactMismatchError, LibDeepfakeError
+from lib_deepfake.export.manifest_card import card_extra_from_manifest
 from lib_deepfake.export.onnx_export import OnnxExportResult, onnx_runner
 from lib_deepfake.manifest import INPUT_NAME, Manifest
 from lib_deepfake.prep.face_crops import crop_files, parity_crops, read_crops
@@ -99,6 +100,7 @@ def quantize_int8(
                                     "lib-export to-onnx first")  # fmt: skip
     if manifest.precision != "fp32":
         raise ArtifactMismatchError(f"{source.name} is {manifest.precision}; INT8 quantization starts from FP32")
+    card = card_extra_from_manifest(manifest)
     size = manifest.input_size
     files = crop_files(calibration) if calibration is not None else None  # listed once: parity and calibration
     held_out = files[: min(held_out_crops, len(files) // 2)] if files is not None and check_parity else []
@@ -148,6 +150,7 @@ def quantize_int8(
                 "calibration": calib,
             },
             "parity": {**parity, "reference": "the FP32 ONNX (onnxruntime CPU)"},
+            **card,
         },  # fmt: skip
     )
     result.save(out)

@@ -286,6 +286,7 @@ def build_engine(
     import torch
 
     from lib_deepfake.engines.trt_engine import present_gpu, trt_major
+    from lib_deepfake.export.manifest_card import card_extra_from_manifest
 
     config = config or TrtBuildConfig()
     source, out = Path(source), Path(out)
@@ -306,6 +307,7 @@ def build_engine(
         logger.info("exporting %s to %s for TensorRT %s (%s)", source.name, onnx_path.name, version, plan.note)
         export_onnx(source, onnx_path, fp16=plan.onnx_precision == "fp16", official_input_size=official_input_size)
     onnx_manifest, onnx_precision, size, fixed_batch = _onnx_facts(onnx_path)
+    card = card_extra_from_manifest(onnx_manifest)  # before the build: a bad card stops it
     check_onnx_precision(plan, onnx_precision, onnx_path.name)
     if onnx_precision is None:
         logger.warning("%s: precision unknown; building as if it were %s", onnx_path.name, plan.onnx_precision)
@@ -346,6 +348,7 @@ def build_engine(
             "build_config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()},
             "build_s": round(build_s, 3),
             **facts,
+            **card,
         },
     )
     manifest.versions["tensorrt"] = version
