@@ -12,7 +12,7 @@ import pytest
 
 HEAVY = ("onnxruntime", "onnx", "tensorrt", "nvidia.dali", "ray", "cupy", "pycuda", "onnxscript", "albumentations",
          "sklearn", "tensorboard", "matplotlib", "skimage")  # fmt: skip
-COMMANDS = ["lib-train", "lib-prep", "lib-export", "lib-infer", "lib-bench"]
+COMMANDS = ["lib-train", "lib-prep", "lib-export", "lib-infer", "lib-bench", "lib-eval"]
 MODULES = ["lib_deepfake", "lib_deepfake.model", "lib_deepfake.engines", "lib_deepfake.video", "lib_deepfake.faces",
            "lib_deepfake.pipeline", "lib_deepfake.export", "lib_deepfake.bench", "lib_deepfake.scale"]  # fmt: skip
 
