@@ -85,13 +85,13 @@ demo: venv
 	$(BIN)/lib-prep sbi --root $(DEMO_OUT)/data --dataset synth
 	@# No augmentation/mixup here: on 64 px crops of a 48-clip corpus, JPEG, blur and noise wash out the blending
 	@# boundary the model has to find (val AUC ~0.6 with them, ~0.9 without).
-	@echo "==> [4/8] train a 2 x MobileNet LIB at 64 px on $(DEVICE) (default recipe, 10 epochs)"
+	@echo "==> [4/8] train a 2 x MobileNet LIB at 64 px on $(DEVICE) (default recipe, 10 epochs; the threshold is chosen on val)"
 	$(BIN)/lib-train --dataset-root $(DEMO_OUT)/data --dataset synth,synth_sbi --model mobilenet --num-libs 2 \
 		--width-mult 0.5 --size 64 --epochs 10 --batch-size 16 --lr 3e-3 --no-pretrained --threads 1 \
 		--no-augment --no-mixup --device $(DEVICE) --output $(DEMO_OUT)/train
-	@echo "==> [5/8] export the best checkpoint to ONNX (checked against PyTorch)"
+	@echo "==> [5/8] export the best checkpoint to ONNX (checked against PyTorch; the model card goes into the manifest)"
 	$(BIN)/lib-export to-onnx $(DEMO_OUT)/train/model_best.pth -o $(DEMO_OUT)/model.onnx
-	@echo "==> [6/8] scan the held-out test videos"
+	@echo "==> [6/8] scan the held-out test videos at the model's calibrated threshold"
 	awk -F, 'NR>1 && $$3=="test" {print "corpus/" $$1}' $(DEMO_OUT)/corpus/labels.csv \
 		> $(DEMO_OUT)/test-videos.txt
 	$(BIN)/lib-infer $(DEMO_OUT)/test-videos.txt --model $(SCAN_MODEL) --device $(DEVICE) --out $(DEMO_OUT)/scan \

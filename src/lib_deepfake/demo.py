@@ -1,4 +1,6 @@
-"""The summary step of `make demo`: what the scan found, how fast the engines were, where the report is.
+"""The summary step of `make demo`: what the scan found (video AUC, and accuracy at the threshold the scan used,
+with where that threshold came from: the demo model's calibrated one), how fast the engines were, where the report
+is; printed, and written to ``DEMO_OUT/summary.json``.
 
 Every other demo step is a plain `lib-*` command in the Makefile; this module only reads their outputs.
 Usage: ``python -m lib_deepfake.demo DEMO_OUT``.
@@ -34,17 +36,42 @@ def _engine_ratio(bench: dict[str, Any]) -> tuple[str, float, int] | None:
 
 
 def summarize_demo(out: Path) -> dict[str, Any]:
-    from lib_deepfake.pipeline.results import read_labels, summarize
-
-    rows = _read_jsonl(out / "scan" / "results.jsonl")
-    labels = read_labels(out / "corpus" / "labels.csv")
-    summary = summarize(rows, labels)
+    """What the demo produced, from its outputs: the scan's own figures (run.json: accuracy at the threshold the scan
+    used, and where that threshold came from), the training epochs and the engine benchmark."""
+    run = json.loads((out / "scan" / "run.json").read_text(encoding="utf-8"))
     bench = json.loads((out / "bench" / "engines.json").read_text(encoding="utf-8"))
     metrics = [json.loads(line) for line in (out / "train" / "metrics.jsonl").read_text().splitlines() if line]
-    return {"scan": summary, "bench": bench, "train": metrics, "report": out / "scan" / "report.html"}
+    return {"run": run, "scan": run.get("summary") or {}, "bench": bench, "train": metrics,
+            "report": out / "scan" / "report.html"}  # fmt: skip
+
+
+def demo_record(info: dict[str, Any]) -> dict[str, Any]:
+    """``summary.json``: the demo's figures in one place (demo figures, not benchmarks)."""
+    run, scan = info["run"], info["scan"]
+    metrics = scan.get("metrics") or {}
+    status = scan.get("status") or {}
+    card = run.get("model_card") or {}
+    ratio = _engine_ratio(info["bench"])
+    best_val = max((m.get("best_auc") or 0 for m in info["train"]), default=None)
+    return {
+        "train": {"epochs": len(info["train"]), "best_val_frame_auc": best_val or None,
+                  "threshold": card.get("threshold")},
+        "scan": {
+            "files": scan.get("files", 0), "ok": status.get("ok", 0), "no_face": status.get("no_face", 0),
+            "error": status.get("error", 0), "video_auc": metrics.get("auc"), "accuracy": metrics.get("accuracy"),
+            "scored_fake": metrics.get("fake", 0), "scored_real": metrics.get("real", 0),
+            "threshold": (run.get("config") or {}).get("threshold"), "threshold_source": run.get("threshold_source"),
+        },
+        "model_card": {"demo": card.get("demo"), "summary": card.get("summary")} if card else None,
+        "speed": {"engine": ratio[0], "ratio_vs_torch_fp32": ratio[1], "batch": ratio[2]} if ratio else None,
+        "report": str(Path(info["report"]).resolve()),
+        "disclaimer": DISCLAIMER,
+    }  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
+    from lib_deepfake.atomic import write_json_atomic
+
     args = sys.argv[1:] if argv is None else argv
     out = Path(args[0] if args else "demo-out")
     try:
@@ -52,37 +79,41 @@ def main(argv: list[str] | None = None) -> int:
     except FileNotFoundError as exc:
         print(f"demo summary: missing output {exc.filename}; run `make demo` first", file=sys.stderr)
         return 1
-    scan = info["scan"]
-    metrics = scan.get("metrics", {})
+    record = demo_record(info)
+    write_json_atomic(out / "summary.json", record)
+    train, scan = record["train"], record["scan"]
     machine = info["bench"].get("machine", {})
     device = info["bench"].get("device", "cpu")
     gpu = machine.get("gpu") or {}
     where = f"{machine.get('cpu', '?')} ({machine.get('cpu_cores', '?')} cores)"
     if gpu:
         where += f", {gpu.get('name', gpu) if isinstance(gpu, dict) else gpu}"
-    best_val = max((m.get("best_auc") or 0 for m in info["train"]), default=None)
     lines = ["", "=" * 78, "lib-deepfake demo summary", "=" * 78]
-    if best_val:
-        lines.append(f"training      best val frame AUC {best_val:.3f} ({len(info['train'])} epochs)")
+    if train["best_val_frame_auc"]:
+        lines.append(f"training      best val frame AUC {train['best_val_frame_auc']:.3f} ({train['epochs']} epochs)")
     lines.append(
-        f"scan          {scan['files']} held-out videos: {scan['status'].get('ok', 0)} ok, "
-        f"{scan['status'].get('no_face', 0)} no face, {scan['status'].get('error', 0)} errors"
+        f"scan          {scan['files']} held-out videos: {scan['ok']} ok, {scan['no_face']} no face, "
+        f"{scan['error']} errors"
     )
-    auc = metrics.get("auc", "n/a") if metrics.get("auc") is not None else "n/a"
-    acc = metrics.get("accuracy", "n/a")
+    auc = "n/a" if scan["video_auc"] is None else scan["video_auc"]
+    acc = "n/a" if scan["accuracy"] is None else scan["accuracy"]
     lines.append(
-        f"              video-level AUC {auc}, accuracy {acc}"
-        f" ({metrics.get('fake', 0)} fake / {metrics.get('real', 0)} real scored)"
+        f"              video-level AUC {auc}, accuracy {acc} ({scan['scored_fake']} fake / {scan['scored_real']} "
+        "real scored)"
     )
-    ratio = _engine_ratio(info["bench"])
-    if ratio:
-        label, value, batch = ratio
-        lines.append(f"speed         {label}: {value:.2f}x the PyTorch FP32 reference at batch {batch}")
+    lines.append(f"              threshold {scan['threshold']} ({scan['threshold_source'] or 'source not recorded'})")
+    if record["speed"]:
+        speed = record["speed"]
+        lines.append(f"speed         {speed['engine']}: {speed['ratio_vs_torch_fp32']:.2f}x the PyTorch FP32 "
+                     f"reference at batch {speed['batch']}")  # fmt: skip
         lines.append(f"              measured on {device}: {where}")
-    if scan["status"].get("error", 0):
-        lines.append(f"              {scan['status']['error']} files could not be scanned: see the error column of "
+    if scan["error"]:
+        lines.append(f"              {scan['error']} files could not be scanned: see the error column of "
                      "scan/results.csv")  # fmt: skip
-    lines.append(f"report        {info['report'].resolve()}")
+    lines.append(f"report        {record['report']}")
+    lines.append(f"figures       {(out / 'summary.json').resolve()}")
+    if record["model_card"] and record["model_card"].get("demo"):
+        lines.append("model card    a demo model (its card says so)")
     lines.append("")
     lines.append(DISCLAIMER)
     print("\n".join(lines))
