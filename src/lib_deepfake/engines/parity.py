@@ -98,10 +98,10 @@ _METRIC = {"max_dlogit": "max_abs_dlogit", "mean_dlogit": "mean_abs_dlogit", "ma
 
 #: Limits by (engine, precision); (None, precision) applies to any engine. Set on the bundled face crops with a
 #: trained tiny model (2 x ResNet-34 at width 0.25, 32 px; tests/export/test_parity_sees_errors.py), where
-#: |dlogit| max / mean was: FP32 ONNX 3e-5 / 5e-6; FP16 ONNX 0.016 / 0.003 (torch .half() 0.014 / 0.002); torch
-#: BF16 0.15 / 0.03; INT8 QDQ 0.38 / 0.065 - and, with three large weight tensors scaled by 1.05, 1.2 / 0.24
-#: (FP32, FP16) and 1.3 / 0.23 (INT8). Rounding moves a few crops a lot and the rest little; a wrong weight moves
-#: every crop, so FP16/BF16/INT8 are judged on the mean with a loose max. Full-size checkpoints round more in FP16
+#: |dlogit| max / mean was: FP32 ONNX 5e-6 / 6e-7; FP16 ONNX 0.023 / 0.005 (torch .half() alike); torch BF16
+#: 0.15 / 0.03; INT8 QDQ 1.06 / 0.073 - and, with three large weight tensors scaled by 1.05, 1.23 / 0.25 (FP32,
+#: FP16) and 1.25 / 0.22 (INT8). Rounding moves a few crops a lot and the rest little; a wrong weight moves every
+#: crop, so FP16/BF16/INT8 are judged on the mean with a loose max. Full-size checkpoints round more in FP16
 #: (max |dprob| up to 0.13 on face crops, torch's own .half() too), which the loose max allows; MobileNet-based
 #: models quantize much worse than ResNets (bench/results/int8-accuracy-*: mean |dprob| ~0.07 on face crops), past
 #: the INT8 limits, where a 5 % weight error cannot be told from INT8 rounding: such a model needs explicit limits
@@ -113,7 +113,7 @@ DEFAULT_TOLERANCES: dict[tuple[str | None, str], Tolerance] = {
     ("trt", "fp32"): Tolerance(max_dlogit=0.05, mean_dlogit=0.01, agreement=0.95),
     (None, "fp16"): Tolerance(max_dlogit=1.0, mean_dlogit=0.1, agreement=0.9),
     (None, "bf16"): Tolerance(max_dlogit=1.0, mean_dlogit=0.1, agreement=0.9),
-    (None, "int8"): Tolerance(max_dlogit=0.75, mean_dlogit=0.12, agreement=0.9),
+    (None, "int8"): Tolerance(max_dlogit=2.0, mean_dlogit=0.12, agreement=0.9),
 }
 
 
@@ -165,6 +165,9 @@ def resolve_tolerance(precision: str, given: Tolerance | str | None = None,
     precision's defaults, or the defaults."""
     if isinstance(given, Tolerance):
         return given, given.describe()
+    if given is not None and not isinstance(given, str):
+        raise LibDeepfakeError(f"parity tolerance must be a Tolerance or 'KEY=VALUE,...' text, got {given!r}: a bare "
+                               "number no longer says which figure it limits")  # fmt: skip
     if given:
         try:
             base = default_tolerance(precision, engine)
