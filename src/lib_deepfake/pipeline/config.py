@@ -137,7 +137,8 @@ class ScanConfig:
         model: classifier artifact: a checkpoint (.pth/.pt), an ONNX model (.onnx) or a TensorRT plan (.plan).
         engine: "auto" (from the artifact suffix), "torch", "onnxrt" or "trt".
         device: "cpu" or "cuda[:N]" for the detector, crops and classifier.
-        threshold: verdict "fake" when score >= threshold.
+        threshold: verdict "fake" when score >= threshold; None: the model's calibrated threshold (its model card),
+            else 0.5 (settled before a scan by :func:`~lib_deepfake.pipeline.scan_threshold.resolve_scan_threshold`).
         batch_size: classifier batch (face crops from several videos share a batch).
         workers: decode worker processes (0: automatic, one per spare core, at least 1).
         aggregation: "identity-max" (per-identity mean, max over identities with >= ``min_faces`` faces),
@@ -165,7 +166,7 @@ class ScanConfig:
     model: Path
     engine: str = "auto"
     device: str = "cpu"
-    threshold: float = 0.5
+    threshold: float | None = 0.5
     batch_size: int = 32
     workers: int = 0
     aggregation: str = "identity-max"
@@ -223,7 +224,7 @@ class ScanConfig:
             raise ContractError(f"engine must be one of {', '.join(ENGINE_CHOICES)}, got {self.engine!r}")
         if not (self.device == "cpu" or self.device == "cuda" or self.device.startswith("cuda:")):
             raise ContractError(f"device must be cpu, cuda or cuda:N, got {self.device!r}")
-        if not 0.0 <= self.threshold <= 1.0:
+        if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
             raise ContractError(f"threshold must be in [0, 1], got {self.threshold}")
         if self.batch_size < 1:
             raise ContractError(f"batch_size must be >= 1, got {self.batch_size}")
