@@ -204,3 +204,11 @@ def test_verify_cli_engine_and_precision(artifacts, tmp_path):
     assert res.exit_code in (0, 1), res.output  # 1: past the bf16 limits on a random-weight net, reported as such
     engine = json.loads(out.read_text())["engine"]
     assert (engine["engine"], engine["precision"]) == ("openvino", "bf16")
+
+
+def test_pinning_can_be_turned_off(artifacts, tmp_path):
+    with _engine(artifacts, tmp_path, pin_threads=False) as engine:
+        out = engine.infer(artifacts["faces"])
+        info = engine.info()
+    assert info.runtime["resolved"]["ENABLE_CPU_PINNING"] is False and info.options["pin_threads"] is False
+    assert (out - artifacts["expected"]).abs().max() < 1e-4

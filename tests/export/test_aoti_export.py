@@ -36,6 +36,7 @@ def test_export_writes_package_and_manifest(package):
     assert manifest.format == "aoti" and manifest.precision == "fp32"
     assert manifest.extra["torch"] == torch.__version__ and manifest.extra["device"] == "cpu"
     assert manifest.extra["max_batch"] == 4096 and manifest.io["inputs"][0]["shape"] == [None, SIZE, SIZE, 3]
+    assert manifest.extra["opt_batch"] == 16 and manifest.extra["inductor_configs"] == FAST
     assert manifest.extra["parity"]["passed"] is True
     assert not list(result.path.parent.glob(".*partial*"))
 
@@ -121,3 +122,13 @@ def test_verify_accepts_the_package(package):
 
     report = verify_artifact(package["result"].path, package["ckpt"], samples=8)  # .pt2 -> aoti by suffix
     assert report.engine["engine"] == "aoti" and report.passed
+
+
+def test_cli_to_aoti_refuses_fp16_on_cpu(package, tmp_path):
+    from click.testing import CliRunner
+
+    from lib_deepfake.cli.export import main
+
+    res = CliRunner().invoke(main, ["to-aoti", str(package["ckpt"]), "-o", str(tmp_path / "x.pt2"), "--precision",
+                                    "fp16"])  # fmt: skip
+    assert res.exit_code == 1 and "GPU mode" in res.output and not (tmp_path / "x.pt2").exists()

@@ -35,12 +35,14 @@ _OUT_FILE = click.Path(dir_okay=False, path_type=Path)
     show_default=True,
     help="Largest batch the package takes (the batch axis is dynamic from 1; larger calls are split).",
 )
+@click.option("--opt-batch", type=click.IntRange(1, 4096), default=None,
+              help="Batch size the kernels are chosen and tuned for [256 on CUDA, 16 on CPU].")  # fmt: skip
 @click.option("--official-size", type=click.IntRange(16, 2048), default=None,
               help="Crop size of an official-format checkpoint [224].")  # fmt: skip
 @click.option("--skip-parity", is_flag=True, help="Do not compare with the PyTorch FP32 model (not advised).")
 @verbosity_options
 @handle_errors
-def to_aoti(checkpoint: Path, out: Path, device: str, precision: str | None, max_batch: int,
+def to_aoti(checkpoint: Path, out: Path, device: str, precision: str | None, max_batch: int, opt_batch: int | None,
             official_size: int | None, skip_parity: bool, verbose: int, quiet: bool) -> None:  # fmt: skip
     """Compile CHECKPOINT ahead of time with torch.export + AOTInductor: input `faces` uint8 [N,S,S,3] RGB, output
     `prob_fake` float32 [N], preprocessing inside, dynamic batch.
@@ -52,7 +54,8 @@ def to_aoti(checkpoint: Path, out: Path, device: str, precision: str | None, max
     from lib_deepfake.export.aoti import export_aoti
 
     result = export_aoti(checkpoint, out, device=device, precision=precision, max_batch=max_batch,
-                         official_input_size=official_size, check_parity=not skip_parity)  # fmt: skip
+                         opt_batch=opt_batch, official_input_size=official_size,
+                         check_parity=not skip_parity)  # fmt: skip
     diff = parity_line(result.manifest.extra["parity"])
     click.echo(f"wrote {result.path} ({result.manifest.precision}, {result.manifest.extra['device']}, "
                f"{result.path.stat().st_size / 1e6:.1f} MB, compiled in {result.compile_s:.0f} s); parity: {diff}; "

@@ -138,6 +138,8 @@ class OpenVinoEngine(Engine):
             lib-infer and lib-bench call engines) or ``throughput`` (OpenVINO's streams; each call splits its batch
             over the optimal number of parallel requests, which pays off on many-core CPUs with large batches).
         threads: ``INFERENCE_NUM_THREADS`` (default: the cores this process may use).
+        pin_threads: ``ENABLE_CPU_PINNING``: None keeps OpenVINO's default (pinned on Linux); False when other
+            processes need the cores, e.g. lib-infer's decode workers (a pinned thread waits for its core).
         cache: keep compiled models on disk (see the module docstring).
         cache_dir: where (default :func:`default_cache_dir`).
         validate_inputs, manifest: see :class:`Engine`.
@@ -156,6 +158,7 @@ class OpenVinoEngine(Engine):
         precision: str | None = None,
         hint: str = "latency",
         threads: int | None = None,
+        pin_threads: bool | None = None,
         cache: bool = True,
         cache_dir: Path | str | None = None,
         validate_inputs: bool = True,
@@ -174,6 +177,7 @@ class OpenVinoEngine(Engine):
         self._requested = precision
         self.hint = hint
         self.threads = threads or default_threads()
+        self.pin_threads = pin_threads
         self.cache = bool(cache)
         self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         self._precision: str | None = None
@@ -196,7 +200,10 @@ class OpenVinoEngine(Engine):
         return self._precision or self._requested or "unknown"
 
     def options(self) -> dict[str, Any]:
-        return {"hint": self.hint, "threads": self.threads}
+        opts: dict[str, Any] = {"hint": self.hint, "threads": self.threads}
+        if self.pin_threads is not None:
+            opts["pin_threads"] = self.pin_threads
+        return opts
 
     def info(self) -> EngineInfo:
         info = super().info()
@@ -212,11 +219,14 @@ class OpenVinoEngine(Engine):
         return info
 
     def _compile_config(self) -> dict[str, Any]:
-        return {
+        config: dict[str, Any] = {
             "PERFORMANCE_HINT": HINTS[self.hint],
             "INFERENCE_NUM_THREADS": self.threads,
             "INFERENCE_PRECISION_HINT": _OV_PRECISION[self.precision],
         }
+        if self.pin_threads is not None:
+            config["ENABLE_CPU_PINNING"] = self.pin_threads
+        return config
 
     def _load(self) -> None:
         ov = require("openvino", purpose="the OpenVINO engine", extra="openvino")

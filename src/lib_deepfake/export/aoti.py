@@ -61,6 +61,7 @@ def export_aoti(
     device: str = "cpu",
     precision: str | None = None,
     max_batch: int = MAX_BATCH,
+    opt_batch: int | None = None,
     official_input_size: int | None = None,
     check_parity: bool = True,
     inductor_configs: dict[str, Any] | None = None,
@@ -74,6 +75,8 @@ def export_aoti(
         precision: ``fp16`` (the GPU mode) or ``fp32``; default fp16 on CUDA, fp32 on CPU. uint8 input,
             normalisation and softmax stay FP32.
         max_batch: the largest batch the package accepts (the batch axis is dynamic from 1).
+        opt_batch: the batch size of the example input, which Inductor takes as the size hint when it chooses and
+            (on CUDA, max-autotune) times its kernels; default 256 on CUDA, 16 on CPU (within 2..``max_batch``).
         official_input_size: crop size of an official checkpoint.
         check_parity: compare with the FP32 PyTorch model on face crops and keep nothing when it fails.
         inductor_configs: Inductor settings over :func:`compile_options` (e.g.
@@ -103,16 +106,18 @@ def export_aoti(
     size = ckpt.config.input_size
     reference = InferenceModel(net, ckpt.config.preprocessing).eval().to(dev)
     model = InferenceModel(copy.deepcopy(net), ckpt.config.preprocessing, PRECISIONS[precision]).eval().to(dev)
-    example = random_faces(min(2, max_batch), size).to(dev)
+    # A dynamic axis needs an example of at least 2: torch.export specialises dimensions of size 1.
+    opt_batch = max(2, min(opt_batch or (256 if dev.type == "cuda" else 16), max_batch)) if max_batch > 1 else 1
+    example = random_faces(opt_batch, size).to(dev)
     # One symbolic batch axis from 1 (single faces run through the same kernels; tested at N = 1, 5, 17).
     dynamic = ({0: torch.export.Dim("batch", min=1, max=max_batch)},) if max_batch > 1 else None
-    configs = {**compile_options(dev), **(inductor_configs or {})}
+    configs = {**compile_options(dev), **(inductor_configs or {})}  # copied at the call: Inductor adds its own keys
     start = time.perf_counter()
     exported = torch.export.export(model, (example,), dynamic_shapes=dynamic)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.stem}.partial.pt2")
     try:
-        torch._inductor.aoti_compile_and_package(exported, package_path=str(tmp), inductor_configs=configs)
+        torch._inductor.aoti_compile_and_package(exported, package_path=str(tmp), inductor_configs=dict(configs))
         compile_s = time.perf_counter() - start
         parity: dict[str, Any] = {"skipped": True}
         if check_parity:
@@ -131,6 +136,7 @@ def export_aoti(
             "torch": torch.__version__,
             **device_facts(dev),
             "max_batch": max_batch,
+            "opt_batch": opt_batch,
             "inductor_configs": configs,
             "compile_s": round(compile_s, 1),
             "parity": parity,
