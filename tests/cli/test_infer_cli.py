@@ -95,7 +95,7 @@ OPTIONS = [
     "--detector-model", "--detector-max-side", "--detect-every", "--interpolate-iou", "--threads", "--resume",
     "--overwrite", "--report", "--no-report", "--faces", "--no-faces", "--labels", "--all-files", "--allow-truncated",
     "--allow-cpu-fallback", "--ray", "--ray-workers", "--gpus-per-worker", "--cpus-per-worker", "--ray-retries",
-    "-v", "--verbose", "-q", "--quiet",
+    "-v", "--verbose", "-q", "--quiet", "--dedupe", "--no-dedupe", "--cache",
 ]  # fmt: skip
 
 

@@ -83,8 +83,10 @@ def corpus(tmp_path_factory) -> dict[str, Path]:
     damaged = bytearray(data)
     damaged[len(data) // 3 : len(data) // 3 + 400] = b"\x00" * 400  # damaged packets mid-stream
     (v / "damaged.mp4").write_bytes(bytes(damaged))
-    shutil.copy(files["noface"], v / "HANG.mp4")
-    shutil.copy(files["noface"], v / "CRASH.mp4")
+    # Not copies of plain.mp4: a scan gives files with the same content one row (duplicate_of), and these two must
+    # reach the decoder to trigger its fault hooks.
+    make_clip(v / "HANG.mp4", frames=11, size=(96, 64))
+    make_clip(v / "CRASH.mp4", frames=10, size=(96, 64))
     files.update({k: v / n for k, n in [("zero", "zero.mp4"), ("text", "text.mp4"), ("truncated", "truncated.mp4"),
                                           ("hang", "HANG.mp4"), ("crash", "CRASH.mp4")]})  # fmt: skip
     files["root"] = v
@@ -170,8 +172,9 @@ def test_outputs_faces_report_and_run_json(scan, corpus):
     two = [f for f in faces if f["path"].endswith("two_faces.mp4")]
     assert len(two) == 12 and {f["identity"] for f in two} == {0, 1}
     page = (out / "report.html").read_text(encoding="utf-8")
-    assert "<script>alert" not in page and "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in page
-    assert "data:image/jpeg;base64," in page and "<svg" in page
+    assert "<script>alert" not in page and "\\u003cscript\\u003ealert" in page  # the name only as escaped data
+    chunks = sorted((out / "report_files").glob("details-*.js"))
+    assert chunks and '"jpeg":"/9j/' in chunks[0].read_text() and '"timeline":' in chunks[0].read_text()
     csv_text = (out / "results.csv").read_text(encoding="utf-8")
     assert csv_text.count("\n") == 19
 

@@ -3,6 +3,7 @@ results store with resume repair, and the HTML report's escaping. CPU only, no m
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
@@ -14,7 +15,6 @@ import pytest
 from lib_deepfake.pipeline.aggregate import aggregate, verdict
 from lib_deepfake.pipeline.config import ScanConfig
 from lib_deepfake.pipeline.inputs import InputError, discover
-from lib_deepfake.pipeline.report import render_report, timeline_svg
 from lib_deepfake.pipeline.results import (
     RESULTS_CSV,
     RESULTS_JSONL,
@@ -212,7 +212,9 @@ def test_summary_metrics_auc():
 # -- report -----------------------------------------------------------------------------------------------------------
 
 
-def test_report_escapes_everything_and_stays_offline():
+def test_report_escapes_everything_and_stays_offline(tmp_path):
+    from lib_deepfake.report import REPORT_FILES, write_report
+
     evil = '/v/<script>alert("x")</script> & "q" ü.mp4'
     row = build_row(evil, status="ok", threshold=0.5, score=0.9)
     err = build_row("/v/<img src=x onerror=alert(1)>.mp4", status="error", threshold=0.5,
@@ -221,13 +223,22 @@ def test_report_escapes_everything_and_stays_offline():
              "timeline": [[0, 0.0, 0.1], [3, 0.1, 0.9], [6, 0.2, None]]}]  # fmt: skip
     run = {"config": {"threshold": 0.5, "model": "<m>.onnx", "plan": "uniform:32"}, "resolved": {"engine": "onnxrt"},
            "aggregation_rule": "identity-max"}  # fmt: skip
-    page = render_report([row, err], data, run, summarize([row, err]))
+    (tmp_path / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in (row, err)))
+    (tmp_path / "report_data.jsonl").write_text(json.dumps(data[0]) + "\n")
+    page_path = write_report(tmp_path / "report.html", results=tmp_path / "results.jsonl",
+                             report_data=tmp_path / "report_data.jsonl", run=run,
+                             summary=summarize([row, err]))  # fmt: skip
+    page = page_path.read_text()
     assert "<script>alert" not in page and "<img src=x" not in page and "<b>bad" not in page
-    assert "&lt;script&gt;alert(&quot;x&quot;)" in page and "ü" in page
-    assert "data:image/jpeg;base64,QUJD" in page
+    assert "&lt;m&gt;.onnx" in page  # header text is HTML-escaped
+    rows = json.loads(re.search(r'id="rows-data">(.*?)</script>', page, re.S).group(1))
+    meta = json.loads(re.search(r'id="meta-data">(.*?)</script>', page, re.S).group(1))
+    assert meta["dirs"][rows[0][0]] + rows[0][1] == evil  # the data says exactly what the file is called
     assert "http://" not in page.replace("http://www.w3.org/2000/svg", "") and "https://" not in page
-    assert page.count("<script>") == 1 and 'class="sortable"' in page
-    assert "<svg" in timeline_svg(data[0]["timeline"], 0.5)
+    csp = html.unescape(re.search(r'Content-Security-Policy" content="([^"]*)"', page).group(1))
+    assert page.count("<script>") == 1 and "default-src 'none'" in csp and "connect-src 'none'" in csp
+    chunk = (tmp_path / REPORT_FILES / meta["chunk_files"][0]).read_text()
+    assert '"jpeg":"QUJD"' in chunk and '"timeline":[[0,0.0,0.1]' in chunk
 
 
 class _RecordingDetector:

@@ -116,3 +116,140 @@ def test_progress_quiet_and_eta_format():
     p.close()
     assert out.getvalue() == ""
     assert format_eta(3725) == "1:02:05" and format_eta(None) == "--:--" and format_eta(59.6) == "01:00"
+
+
+# -- the session with copies, the cache and streamed discovery -------------------------------------------------------
+
+
+def _session_outcome(path: str, score: float):
+    from lib_deepfake.pipeline.outcomes import VideoOutcome, video_row
+
+    return VideoOutcome(video_row(path, threshold=0.5, score=score, frames_sampled=2), [],
+                        {"path": path, "thumbs": [], "timeline": []})  # fmt: skip
+
+
+@pytest.fixture
+def collection(tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    same = os.urandom(4096)
+    (folder / "a.mp4").write_bytes(same)
+    (folder / "b.mp4").write_bytes(same)  # a copy of a
+    (folder / "c.mp4").write_bytes(os.urandom(4096))
+    return folder
+
+
+def _rows(out):
+    return {r["name"]: r for r in map(json.loads, (out / "results.jsonl").read_text().splitlines())}
+
+
+def test_copies_are_scanned_once_and_take_the_first_ones_row(tmp_path, collection):
+    from lib_deepfake.pipeline.config import ScanConfig
+    from lib_deepfake.pipeline.session import ScanSession
+
+    config = ScanConfig(tmp_path / "m.onnx")
+    seen = []
+    with ScanSession(config, [collection], tmp_path / "out", on_outcome=lambda r, d, t: seen.append((r["name"], t))
+                     ) as s:  # fmt: skip
+        s.start({})
+        todo = list(s.todo())
+        assert [os.path.basename(k) for k in todo] == ["a.mp4", "c.mp4"]
+        for key, score in zip(todo, (0.9, 0.2)):
+            s.append(_session_outcome(key, score))
+    rows = _rows(tmp_path / "out")
+    assert rows["b.mp4"]["duplicate_of"] == str(collection / "a.mp4")
+    assert rows["b.mp4"]["score"] == rows["a.mp4"]["score"] == 0.9 and rows["b.mp4"]["verdict"] == "fake"
+    assert rows["b.mp4"]["seconds"] == 0.0 and rows["a.mp4"].get("duplicate_of") is None
+    assert s.result["copies"] == 1 and s.result["files"] == 3
+    assert seen == [("a.mp4", 3), ("b.mp4", 3), ("c.mp4", 3)]  # all rows counted; total known after discovery
+    csv_header = (tmp_path / "out" / "results.csv").read_text().splitlines()[0]
+    assert csv_header.endswith("duplicate_of,cached")
+
+    # resume with a new copy of a: the original's row is read back from disk, nothing is scanned
+    (collection / "d.mp4").write_bytes((collection / "a.mp4").read_bytes())
+    with ScanSession(config, [collection], tmp_path / "out", resume=True) as again:
+        again.start({})
+        assert list(again.todo()) == []
+    assert _rows(tmp_path / "out")["d.mp4"]["duplicate_of"] == str(collection / "a.mp4")
+    assert again.result["files"] == 4 and again.result["copies"] == 2
+
+
+def test_copies_of_an_unfinished_original_wait_for_resume(tmp_path, collection):
+    from lib_deepfake.pipeline.config import ScanConfig
+    from lib_deepfake.pipeline.session import ScanSession
+
+    config = ScanConfig(tmp_path / "m.onnx", report=False)
+    with ScanSession(config, [collection], tmp_path / "out") as s:
+        s.start({})
+        list(s.todo())
+        s.finish(complete=False)  # the driver stopped before a.mp4 was scanned
+    assert "b.mp4" not in _rows(tmp_path / "out")
+    with ScanSession(config, [collection], tmp_path / "out", resume=True) as s2:
+        s2.start({})
+        todo = [os.path.basename(k) for k in s2.todo()]
+        assert todo == ["a.mp4", "c.mp4"]
+        s2.append(_session_outcome(str(collection / "a.mp4"), 0.7))
+        s2.append(_session_outcome(str(collection / "c.mp4"), 0.1))
+    assert _rows(tmp_path / "out")["b.mp4"]["score"] == 0.7
+
+
+def test_a_complete_scan_gives_orphan_copies_an_error_row(tmp_path, collection):
+    from lib_deepfake.pipeline.config import ScanConfig
+    from lib_deepfake.pipeline.session import ScanSession
+
+    with ScanSession(ScanConfig(tmp_path / "m.onnx", report=False), [collection], tmp_path / "out") as s:
+        s.start({})
+        list(s.todo())
+        s.append(_session_outcome(str(collection / "c.mp4"), 0.1))  # a driver that lost a.mp4 without a row
+    rows = _rows(tmp_path / "out")
+    assert rows["b.mp4"]["status"] == "error" and rows["b.mp4"]["error_kind"] == "OriginalNotScanned"
+
+
+def test_the_cache_serves_a_later_scan_of_the_same_content(tmp_path, collection):
+    from lib_deepfake.pipeline.config import ScanConfig
+    from lib_deepfake.pipeline.session import ScanSession
+
+    model = tmp_path / "m.onnx"
+    model.write_bytes(b"model bytes")
+    config = ScanConfig(model, report=False)
+    cache = tmp_path / "cache"
+    with ScanSession(config, [collection], tmp_path / "out1", cache=cache) as s:
+        s.start({})
+        for key in s.todo():
+            s.append(_session_outcome(key, 0.8 if key.endswith("a.mp4") else 0.3))
+    assert s.result["cache"]["hits"] == 0
+    later = tmp_path / "later"
+    later.mkdir()
+    (later / "renamed.mp4").write_bytes((collection / "c.mp4").read_bytes())
+    (later / "new.mp4").write_bytes(os.urandom(100))
+    with ScanSession(config, [later], tmp_path / "out2", cache=cache) as s2:
+        s2.start({})
+        assert [os.path.basename(k) for k in s2.todo()] == ["new.mp4"]
+    row = _rows(tmp_path / "out2")["renamed.mp4"]
+    assert row["cached"] is True and row["score"] == 0.3 and row["path"] == str(later / "renamed.mp4")
+    assert s2.result["cache"]["hits"] == 1 and s2.result["cached"] == 1
+    # another model is another key: nothing is reused
+    other = tmp_path / "other.onnx"
+    other.write_bytes(b"other model")
+    with ScanSession(ScanConfig(other, report=False), [later], tmp_path / "out3", cache=cache) as s3:
+        s3.start({})
+        assert len(list(s3.todo())) == 2
+
+
+def test_discovery_streams(tmp_path):
+    from lib_deepfake.pipeline.config import ScanConfig
+    from lib_deepfake.pipeline.session import ScanSession
+
+    folder = tmp_path / "tree"
+    for i in range(30):
+        sub = folder / f"d{i:02d}"
+        sub.mkdir(parents=True)
+        (sub / "v.mp4").write_bytes(os.urandom(64))
+    with ScanSession(ScanConfig(tmp_path / "m.onnx", report=False), [folder], tmp_path / "out") as s:
+        s.start({})
+        it = s.todo()
+        first = next(it)
+        assert first.endswith("d00/v.mp4") and not s.discovery.complete and s.total is None
+        assert s.discovery.count < 30  # the walk has not gone through the tree
+        rest = list(it)
+        assert len(rest) == 29 and s.discovery.complete and s.total == 30

@@ -104,7 +104,7 @@ def videos(tmp_path) -> list[str]:
     folder.mkdir()
     paths = []
     for name in ("a.mp4", "b.mp4", "c.mp4"):
-        (folder / name).write_bytes(b"not decoded here")
+        (folder / name).write_bytes(f"not decoded here: {name}".encode())  # distinct: equal files are copies
         paths.append(str(folder / name))
     (folder / "notes.txt").write_text("skipped")
     return paths

@@ -229,11 +229,24 @@ RAY_OPTIONS = OptionGroup(
     help="CSV with path,label (0/1 or real/fake): report video-level AUC and accuracy.",
 )
 @click.option("--all-files", is_flag=True, help="In folders, scan every file, not only video extensions.")
+@click.option(
+    "--dedupe/--no-dedupe",
+    default=True,
+    help="Scan files with the same content once; copies get its row with duplicate_of naming the first.",
+)
+@click.option(
+    "--cache",
+    "cache_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Result cache folder shared between scans: videos already scored with this model and these settings "
+    "(same content, any name) reuse their row, marked cached.",
+)
 @RAY_OPTIONS
 @verbosity_options
 @handle_errors
 def main(inputs: tuple[str, ...], out_dir: Path, resume: bool, overwrite: bool, labels: Path | None, all_files: bool,
-         verbose: int, quiet: bool, **options: Any) -> None:  # fmt: skip
+         dedupe: bool, cache_dir: Path | None, verbose: int, quiet: bool, **options: Any) -> None:  # fmt: skip
     """Scan INPUT videos, folders (recursive) or list files (.txt, one path per line) for face forgeries.
 
     Per file: sparse decode -> face detection -> identities -> crops -> classifier -> video score. Writes
@@ -255,16 +268,19 @@ def main(inputs: tuple[str, ...], out_dir: Path, resume: bool, overwrite: bool, 
     except LibDeepfakeError as exc:
         raise click.UsageError(str(exc)) from exc
 
-    show = not quiet and sys.stderr.isatty()
+    from lib_deepfake.cli.scan_progress import ScanProgress
 
-    def on_outcome(row: dict, done: int, total: int) -> None:
-        if quiet:
-            return
-        score = "" if row.get("score") is None else f" {row['score']:.3f}"
-        msg = f"[{done}/{total}] {row['status']:<7} {row.get('verdict') or ''}{score}  {row['name']}"
-        if row.get("error") and row["status"] == "error":
-            msg += f"  ({row['error']})"
-        click.echo(msg if not show else msg[:200], err=True)
+    # A bar on a terminal, a line every 30 s in logs, nothing with --quiet; -v adds one line per file.
+    progress = ScanProgress(quiet=quiet)
+
+    def on_outcome(row: dict, done: int, total: int | None) -> None:
+        if verbose and not quiet:
+            score = "" if row.get("score") is None else f" {row['score']:.3f}"
+            msg = f"[{done}/{total or '?'}] {row['status']:<7} {row.get('verdict') or ''}{score}  {row['name']}"
+            if row.get("error") and row["status"] == "error":
+                msg += f"  ({row['error']})"
+            click.echo(("\r" if progress.tty else "") + msg[:200], err=True)
+        progress.update(row, done, total)
 
     try:
         if ray.address is not None:
@@ -272,15 +288,17 @@ def main(inputs: tuple[str, ...], out_dir: Path, resume: bool, overwrite: bool, 
 
             result = run_ray_from_cli(config, inputs, out_dir, ray, verbose=verbose, resume=resume,
                                       overwrite=overwrite, labels=labels, all_files=all_files,
-                                      on_outcome=on_outcome)  # fmt: skip
+                                      on_outcome=on_outcome, dedupe=dedupe, cache=cache_dir)  # fmt: skip
         else:
             from lib_deepfake.pipeline.run import run_scan
 
             result = run_scan(config, inputs, out_dir, resume=resume, overwrite=overwrite, labels=labels,
-                              all_files=all_files, on_outcome=on_outcome)  # fmt: skip
+                              all_files=all_files, on_outcome=on_outcome, dedupe=dedupe, cache=cache_dir)  # fmt: skip
     except KeyboardInterrupt:
+        progress.close()
         click.echo(f"interrupted; finished files are saved in {out_dir} - continue with --resume", err=True)
         sys.exit(130)
+    progress.close()
     _print_summary(result.summary, result.header, out_dir)
 
 
@@ -294,6 +312,9 @@ def _print_summary(summary: dict[str, Any], header: dict[str, Any], out_dir: Pat
     click.echo(f"files: {summary['files']} (this run {summary['scanned_this_run']}, resumed "
                f"{summary['skipped_done']}); ok {st['ok']}, no_face {st['no_face']}, error {st['error']}; "
                f"fake {vd['fake']}, real {vd['real']}")  # fmt: skip
+    if summary.get("copies") or summary.get("cached"):
+        click.echo(f"copies (same content, scanned once): {summary.get('copies', 0)}; "
+                   f"from the cache: {summary.get('cached', 0)}")  # fmt: skip
     metrics = summary.get("metrics")
     if metrics:
         auc = metrics.get("auc")

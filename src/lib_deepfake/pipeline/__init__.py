@@ -15,8 +15,8 @@ Public API (heavy modules load on first use; importing this package imports noth
 Modules: ``config`` (ScanConfig, DecodeSettings), ``inputs`` (discovery), ``decode`` (worker processes / DALI
 threads), ``components`` (engine and detector loading), ``stages`` (batched detection and classification),
 ``scanner`` (decode pool + stages), ``outcomes`` (rows, faces, report data; pure), ``aggregate`` (scores),
-``results`` (rows, incremental writer, resume), ``session`` (one scan's output folder, for every driver), ``report``
-(report.html), ``run`` (one complete scan in this process).
+``results`` (rows, incremental writer, resume), ``session`` (one scan's output folder, for every driver; report.html
+comes from :mod:`lib_deepfake.report`), ``run`` (one complete scan in this process).
 """
 
 from __future__ import annotations
@@ -39,7 +39,6 @@ _EXPORTS = {
     "ScanSession": "lib_deepfake.pipeline.session",
     "ScanResult": "lib_deepfake.pipeline.session",
     "run_scan": "lib_deepfake.pipeline.run",
-    "render_report": "lib_deepfake.pipeline.report",
 }
 
 __all__ = sorted(_EXPORTS)

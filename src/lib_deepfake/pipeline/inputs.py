@@ -10,13 +10,16 @@ Rules:
 - The same file reached twice (two arguments, a symlink, a folder listed twice) is reported once, under the first
   path it was reached by. Paths are reported absolute (not resolved: a symlink's own name is kept), so ``--resume``
   works from any working directory.
+- :func:`stream_inputs` checks the arguments at once (a missing input or an unreadable list file fails before
+  anything is scanned) and walks folders lazily: a scan of a tree of 100,000 files starts on the first file while
+  the walk goes on, and holds no list of the files. :func:`discover` is the same walk, listed.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -90,9 +93,27 @@ class Discovery:
     missing: list[str] = field(default_factory=list)
     urls: list[str] | None = None
 
+    #: files found so far (all of them once ``complete``)
+    count: int = 0
+    #: False while a streamed walk has not ended
+    complete: bool = True
+    _walk: Callable[[], Iterator[Path]] | None = field(default=None, repr=False)
+
     def scan_keys(self) -> list[str]:
         """What the scan covers, as rows are keyed: the files (absolute paths), then the URLs."""
         return [str(p) for p in self.files] + list(self.urls or [])
+
+    def iter_keys(self) -> Iterator[str]:
+        """The same keys as :meth:`scan_keys`, one at a time; a streamed discovery walks its folders meanwhile and is
+        ``complete`` once this is exhausted (only one pass)."""
+        if self._walk is None:
+            yield from self.scan_keys()
+            return
+        walk, self._walk = self._walk, None
+        for p in walk():
+            yield str(p)
+        self.complete = True
+        yield from self.urls or []
 
 
 def is_video_name(path: Path | str) -> bool:
@@ -105,23 +126,14 @@ def _identity(path: Path) -> str:
     return os.path.realpath(path)
 
 
-def discover(inputs: Iterable[str | Path], *, all_files: bool = False) -> Discovery:
-    """Expand INPUT arguments into the list of files to scan.
+def stream_inputs(inputs: Iterable[str | Path], *, all_files: bool = False) -> Discovery:
+    """Check INPUT arguments now; the returned discovery walks them while :meth:`Discovery.iter_keys` is read.
 
     Raises:
         InputError: an argument does not exist or a list file cannot be read.
     """
-    out = Discovery()
-    seen: set[str] = set()
-
-    def add(path: Path) -> None:
-        key = _identity(path)
-        if key in seen:
-            out.duplicates += 1
-            return
-        seen.add(key)
-        out.files.append(path)
-
+    out = Discovery(complete=False)
+    steps: list[tuple[str, Path]] = []  # ("walk" | "listed" | "named", path)
     for raw in inputs:
         text = str(raw)
         as_list = text.startswith("@")
@@ -129,17 +141,41 @@ def discover(inputs: Iterable[str | Path], *, all_files: bool = False) -> Discov
         if not os.path.lexists(path):
             raise InputError(f"input not found: {text}")
         if path.is_dir():
-            _walk(path, add, out, all_files)
+            steps.append(("walk", path))
         elif as_list or path.suffix.lower() in LIST_EXTENSIONS:
-            for entry in _read_list(path):
-                if entry.is_dir():
-                    _walk(entry, add, out, all_files)
-                else:
-                    if not os.path.lexists(entry):
-                        out.missing.append(str(entry))
-                    add(entry)
+            steps.extend(("walk" if entry.is_dir() else "listed", entry) for entry in _read_list(path))
         else:
-            add(path)  # named explicitly: scanned whatever its extension
+            steps.append(("named", path))  # named explicitly: scanned whatever its extension
+
+    def walk() -> Iterator[Path]:
+        seen: set[str] = set()
+        for kind, path in steps:
+            found = _walk(path, out, all_files) if kind == "walk" else [path]
+            for p in found:
+                if kind == "listed" and not os.path.lexists(p):
+                    out.missing.append(str(p))
+                key = _identity(p)
+                if key in seen:
+                    out.duplicates += 1
+                    continue
+                seen.add(key)
+                out.count += 1
+                yield p
+
+    out._walk = walk
+    return out
+
+
+def discover(inputs: Iterable[str | Path], *, all_files: bool = False) -> Discovery:
+    """Expand INPUT arguments into the list of files to scan (:func:`stream_inputs`, walked to the end).
+
+    Raises:
+        InputError: an argument does not exist or a list file cannot be read.
+    """
+    out = stream_inputs(inputs, all_files=all_files)
+    walk, out._walk = out._walk, None
+    out.files = list(walk()) if walk else []
+    out.complete = True
     return out
 
 
@@ -158,7 +194,7 @@ def _read_list(path: Path) -> list[Path]:
     return entries
 
 
-def _walk(root: Path, add, out: Discovery, all_files: bool) -> None:  # noqa: ANN001 - add is a local closure
+def _walk(root: Path, out: Discovery, all_files: bool) -> Iterator[Path]:
     visited: set[tuple[int, int]] = set()
 
     def onerror(exc: OSError) -> None:
@@ -183,7 +219,9 @@ def _walk(root: Path, add, out: Discovery, all_files: bool) -> None:  # noqa: AN
                 continue
             if not os.path.exists(p):  # dangling symlink
                 out.missing.append(str(p))
-            add(p)
+            yield p
 
 
-__all__ = ["LIST_EXTENSIONS", "VIDEO_EXTENSIONS", "Discovery", "InputError", "discover", "is_video_name"]
+__all__ = [
+    "LIST_EXTENSIONS", "VIDEO_EXTENSIONS", "Discovery", "InputError", "discover", "is_video_name", "stream_inputs",
+]  # fmt: skip

@@ -35,7 +35,7 @@ ROW_FIELDS = (
     "frames_sampled", "frames_with_faces", "faces", "identities", "identities_scored", "top_identity",
     "codec", "container", "resolution", "width", "height", "rotation", "fps", "duration_s", "frame_count",
     "pix_fmt", "bit_depth", "size_bytes", "analysis_scale", "decoder",
-    "decode_s", "detect_s", "crop_s", "classify_s", "seconds",
+    "decode_s", "detect_s", "crop_s", "classify_s", "seconds", "duplicate_of", "cached",
 )  # fmt: skip
 
 RESULTS_JSONL = "results.jsonl"
@@ -225,8 +225,11 @@ class ResultsStore:
         self.overwrite = overwrite
         self.faces = faces
         self.fingerprint = fingerprint
-        self.rows: list[dict[str, Any]] = []
-        self.done: set[str] = set()
+        #: rows an earlier run finished (set by a resume; the session tallies them, then drops the list)
+        self.resumed_rows: list[dict[str, Any]] = []
+        #: path -> byte offset of its row in results.jsonl: which files are done, and where to read a row back
+        #: (copies of a video take its row) without keeping rows in memory
+        self.offsets: dict[str, int] = {}
         self._files: dict[str, int] = {}
         self._names: dict[str, str] = {}
         self._lock_fd: int | None = None
@@ -247,7 +250,12 @@ class ResultsStore:
         except BaseException:
             self.close()
             raise
-        return set(self.done)
+        return set(self.offsets)
+
+    @property
+    def done(self) -> set[str] | Any:
+        """The paths that have their row (a live view: membership tests only)."""
+        return self.offsets.keys()
 
     def _prepare(self) -> None:
         results = self.out_dir / RESULTS_JSONL
@@ -327,7 +335,16 @@ class ResultsStore:
             with atomic_open(path) as fh:
                 fh.writelines(_json_line(r) for r in rows)
             readable(path)
-        self.rows, self.done = rows, seen
+        offset = 0
+        for r in rows:
+            line = _json_line(r)
+            self.offsets[r["path"]] = offset
+            offset += len(line.encode("utf-8", "surrogateescape"))
+        if offset != path.stat().st_size:  # rows written by another version: not byte-identical when re-dumped
+            with atomic_open(path) as fh:
+                fh.writelines(_json_line(r) for r in rows)
+            readable(path)
+        self.resumed_rows = rows
         for name in (FACES_JSONL, REPORT_DATA):
             fpath = self.out_dir / name
             if not fpath.is_file():
@@ -356,19 +373,27 @@ class ResultsStore:
     def append(self, row: dict[str, Any], faces: Iterable[dict[str, Any]] = (), report: dict[str, Any] | None = None
                ) -> None:  # fmt: skip
         """Write one video: faces, report data, then the row (commit), then its CSV line; fsync each."""
-        if row["path"] in self.done:
+        if row["path"] in self.offsets:
             logger.warning("not writing a second row for %s", row["path"])
             return
         if self.faces:
             self._write("faces", "".join(_json_line(f) for f in faces))
         if report is not None:
             self._write("report", _json_line(report))
-        self._write("jsonl", _json_line(row))
-        self.done.add(row["path"])
-        self.rows.append(row)
+        self.offsets[row["path"]] = self._write("jsonl", _json_line(row))
         self._write("csv", csv_line(row))
 
-    def _write(self, key: str, text: str) -> None:
+    def read_row(self, path: str) -> dict[str, Any] | None:
+        """The row of ``path`` as written in results.jsonl (one seek and one line), or None."""
+        offset = self.offsets.get(path)
+        if offset is None:
+            return None
+        with open(self.out_dir / RESULTS_JSONL, "rb") as fh:
+            fh.seek(offset)
+            return json.loads(fh.readline())
+
+    def _write(self, key: str, text: str) -> int:
+        """Append ``text``; returns the offset it starts at."""
         # Unbuffered writes on a raw descriptor: after a failure nothing stays in a buffer to be flushed later, and
         # the file is cut back to where this record began, so no torn line is left behind.
         fd = self._files[key]
@@ -383,6 +408,7 @@ class ResultsStore:
             with contextlib.suppress(OSError):
                 os.ftruncate(fd, start)
             raise OutputError(f"cannot write {self._names[key]} in {self.out_dir}: {one_line(exc)}") from exc
+        return start
 
     def close(self) -> None:
         for fd in self._files.values():
@@ -408,35 +434,80 @@ class ResultsStore:
         return recs
 
 
-def summarize(rows: list[dict[str, Any]], labels: dict[str, int] | None = None, threshold: float = 0.5
+class RowTally:
+    """What the summary needs from the rows, fed one row at a time, so a scan never holds its rows in memory: counts
+    by status, verdict and error kind, copies and cached rows, seconds, and - with labels - the (score, label) pairs
+    of the labelled scored videos (bounded by the labels file)."""
+
+    def __init__(self, labels: dict[str, int] | None = None, threshold: float = 0.5) -> None:
+        self.labels, self.threshold = labels, threshold
+        self.files = 0
+        self.status = dict.fromkeys(STATUSES, 0)
+        self.verdicts = dict.fromkeys(("fake", "real", "unknown", "error"), 0)
+        self.error_kinds: dict[str, int] = {}
+        self.copies = 0
+        self.cached = 0
+        self.seconds = 0.0
+        self.labelled = 0
+        self.pairs: list[tuple[float, int]] = []
+
+    def add(self, row: dict[str, Any]) -> None:
+        self.files += 1
+        status, verdict = row.get("status"), row.get("verdict")
+        if status in self.status:
+            self.status[status] += 1
+        if verdict in self.verdicts:
+            self.verdicts[verdict] += 1
+        if status == "error":
+            kind = row.get("error_kind") or "error"
+            self.error_kinds[kind] = self.error_kinds.get(kind, 0) + 1
+        self.copies += bool(row.get("duplicate_of"))
+        self.cached += bool(row.get("cached"))
+        self.seconds += row.get("seconds") or 0
+        if self.labels and row.get("path") in self.labels:
+            self.labelled += 1
+            if status == "ok":
+                self.pairs.append((float(row["score"]), int(self.labels[row["path"]])))
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"files": self.files, "status": dict(self.status), "verdicts": dict(self.verdicts),
+                               "error_kinds": dict(self.error_kinds),
+                               "seconds_total": round(self.seconds, 3)}  # fmt: skip
+        if self.copies:
+            out["copies"] = self.copies
+        if self.cached:
+            out["cached"] = self.cached
+        if self.labels:
+            out["metrics"] = _metrics(self.pairs, self.labelled, self.threshold)
+        return out
+
+
+def summarize(rows: Iterable[dict[str, Any]], labels: dict[str, int] | None = None, threshold: float = 0.5
               ) -> dict[str, Any]:  # fmt: skip
     """Counts by status and verdict, timing totals, and - with ``labels`` (path -> 0 real / 1 fake) - video AUC and
     accuracy over the scored videos."""
-    counts = {s: sum(1 for r in rows if r.get("status") == s) for s in STATUSES}
-    verdicts = {v: sum(1 for r in rows if r.get("verdict") == v) for v in ("fake", "real", "unknown", "error")}
-    errors: dict[str, int] = {}
+    tally = RowTally(labels, threshold)
     for r in rows:
-        if r.get("status") == "error":
-            errors[r.get("error_kind") or "error"] = errors.get(r.get("error_kind") or "error", 0) + 1
-    out: dict[str, Any] = {"files": len(rows), "status": counts, "verdicts": verdicts, "error_kinds": errors,
-                           "seconds_total": round(sum(r.get("seconds") or 0 for r in rows), 3)}  # fmt: skip
-    if labels:
-        out["metrics"] = video_metrics(rows, labels, threshold)
-    return out
+        tally.add(r)
+    return tally.as_dict()
 
 
 def video_metrics(rows: list[dict[str, Any]], labels: dict[str, int], threshold: float) -> dict[str, Any]:
     """Video-level AUC (rank statistic, ties count half) and accuracy at ``threshold`` over labelled ok rows."""
-    pairs = [(float(r["score"]), int(labels[r["path"]])) for r in rows
-             if r.get("status") == "ok" and r.get("path") in labels]  # fmt: skip
-    labelled = sum(1 for r in rows if r.get("path") in labels)
-    res: dict[str, Any] = {"labelled": labelled, "scored": len(pairs),
-                           "unscored": labelled - len(pairs)}  # fmt: skip
-    pos = [s for s, y in pairs if y == 1]
-    neg = [s for s, y in pairs if y == 0]
+    return summarize(rows, labels, threshold)["metrics"]
+
+
+def _metrics(pairs: list[tuple[float, int]], labelled: int, threshold: float) -> dict[str, Any]:
+    res: dict[str, Any] = {"labelled": labelled, "scored": len(pairs), "unscored": labelled - len(pairs)}
+    pos = sorted(s for s, y in pairs if y == 1)
+    neg = sorted(s for s, y in pairs if y == 0)
     res["fake"], res["real"] = len(pos), len(neg)
     if pos and neg:
-        wins = sum((p > n) + 0.5 * (p == n) for p in pos for n in neg)
+        # rank statistic in O(n log n): for each fake, the reals below it (ties count half)
+        import bisect
+
+        wins = sum(bisect.bisect_left(neg, p) + 0.5 * (bisect.bisect_right(neg, p) - bisect.bisect_left(neg, p))
+                   for p in pos)  # fmt: skip
         res["auc"] = round(wins / (len(pos) * len(neg)), 4)
     else:
         res["auc"] = None
@@ -473,6 +544,6 @@ def now_iso() -> str:
 
 __all__ = [
     "FACES_JSONL", "REPORT_DATA", "REPORT_HTML", "RESULTS_CSV", "RESULTS_JSONL", "ROW_FIELDS", "RUN_JSON",
-    "STATUSES", "OutputError", "ResultsStore", "build_row", "csv_line", "read_jsonl", "read_labels", "summarize",
-    "video_metrics",
+    "STATUSES", "OutputError", "ResultsStore", "RowTally", "build_row", "csv_line", "read_jsonl", "read_labels",
+    "summarize", "video_metrics",
 ]  # fmt: skip

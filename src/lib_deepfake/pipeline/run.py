@@ -24,6 +24,8 @@ def run_scan(
     all_files: bool = False,
     on_outcome: ProgressCallback | None = None,
     scanner_kwargs: dict[str, Any] | None = None,
+    dedupe: bool = True,
+    cache: Path | str | None = None,
 ) -> ScanResult:
     """Scan ``inputs`` into ``out_dir``.
 
@@ -37,6 +39,9 @@ def run_scan(
         all_files: scan every file in folders, not only video extensions.
         on_outcome: ``fn(row, done, total)`` after each file (progress display).
         scanner_kwargs: passed to :class:`~lib_deepfake.pipeline.scanner.Scanner` (fakes in tests).
+        dedupe: scan files with the same content once; the copies get its row with ``duplicate_of``.
+        cache: a result-cache folder shared between scans (rows of videos already scored with this model and these
+            settings are reused, marked ``cached``).
 
     Returns:
         The summary (counts, verdicts, error kinds, timing, metrics with labels) and the run.json header around it;
@@ -50,7 +55,7 @@ def run_scan(
     from lib_deepfake.pipeline.scanner import Scanner
 
     with ScanSession(config, inputs, out_dir, resume=resume, overwrite=overwrite, labels=labels, all_files=all_files,
-                     on_outcome=on_outcome) as session:  # fmt: skip
+                     on_outcome=on_outcome, dedupe=dedupe, cache=cache) as session:  # fmt: skip
         with Scanner(config, **(scanner_kwargs or {})) as scanner:
             session.start(scanner.resolved, model_manifest=model_manifest(scanner.components.engine),
                           details=lambda: {"stages": scanner.totals.as_dict()})  # fmt: skip

@@ -95,6 +95,8 @@ def scan_with_ray(
     ship_model: bool | None = None,
     progress_bars: bool = False,
     init_kwargs: dict[str, Any] | None = None,
+    dedupe: bool = True,
+    cache: Path | str | None = None,
 ) -> ScanResult:
     """Scan ``inputs`` on Ray into ``out_dir``: the same files as :func:`lib_deepfake.pipeline.run.run_scan`.
 
@@ -110,7 +112,8 @@ def scan_with_ray(
         cpus_per_worker: CPUs per actor (None: an even share, see :func:`~lib_deepfake.scale.planning.plan_pool`).
         videos_per_call: videos per actor call (None: twice the actor's decode processes, at least 4 on GPU, 2 on CPU).
         video_retries: a video whose worker dies is retried alone this many times, then becomes an error row.
-        resume, overwrite, labels, all_files, on_outcome: as :func:`~lib_deepfake.pipeline.run.run_scan`.
+        resume, overwrite, labels, all_files, on_outcome, dedupe, cache: as
+            :func:`~lib_deepfake.pipeline.run.run_scan` (copies and cached rows are settled on the driver).
         scanner_factory: ``fn(config) -> object with outcomes(paths) and close()`` run in each actor instead of
             :class:`~lib_deepfake.pipeline.scanner.VideoScanner` (must be picklable; tests use it to kill a worker).
         ship_model: send the model files through the object store (None: when the cluster has more than one node
@@ -139,7 +142,8 @@ def scan_with_ray(
         return {"stages": totals, "ray": {k: v for k, v in ray_info.items() if k != "workers_seen"}}
 
     with ScanSession(config, inputs, out_dir, resume=resume, overwrite=overwrite, labels=labels, all_files=all_files,
-                     on_outcome=on_outcome, discover=discover_inputs) as session:  # fmt: skip
+                     on_outcome=on_outcome, discover=discover_inputs, dedupe=dedupe,
+                     cache=cache) as session:  # fmt: skip
         session.start(resolve_choices(config), details=details, ray=ray_info)
         todo = list(session.todo())
         failure: RayScanError | None = None
