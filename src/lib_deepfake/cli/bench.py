@@ -48,6 +48,11 @@ COMMANDS: dict[str, LazyCommand] = {
         "Training-step throughput (uint8 faces -> normalise -> mixup -> forward -> LIB losses -> auto balance -> "
         "backward -> AdamW step): p50/p90 step time and images/s, synchronised, after warm-up.",
     ),
+    "scale": LazyCommand(
+        "lib_deepfake.cli.bench_scale:scale_cmd",
+        "Scans of N small clips (with copies) through lib-infer: videos/s, peak memory, copies found, report size, "
+        "browser load time and --resume start-up, per N.",
+    ),
     "gpu-check": LazyCommand(
         "lib_deepfake.cli.bench_gpu_check:gpu_check_cmd",
         "Prove the GPU paths here in about 6 minutes: environment, native build + ctest, the gpu/trt/dali tests, "
