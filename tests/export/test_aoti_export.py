@@ -39,6 +39,9 @@ def test_export_writes_package_and_manifest(package):
     assert manifest.extra["opt_batch"] == 16 and manifest.extra["inductor_configs"] == FAST
     assert manifest.extra["parity"]["passed"] is True
     assert not list(result.path.parent.glob(".*partial*"))
+    # the checkpoint has no model card: the manifest says 0.5 and why (a carded one: test_manifest_card.py)
+    assert manifest.extra["model_card"] is None and manifest.extra["threshold"]["value"] == 0.5
+    assert manifest.extra["model_card_note"].startswith("no model card in the source")
 
 
 @pytest.mark.parametrize("batch", [1, 5, 17])

@@ -52,6 +52,7 @@ def to_aoti(checkpoint: Path, out: Path, device: str, precision: str | None, max
     The package is compared with the PyTorch FP32 model on face crops and removed when it disagrees.
     """
     from lib_deepfake.export.aoti import export_aoti
+    from lib_deepfake.export.manifest_card import threshold_text
 
     result = export_aoti(checkpoint, out, device=device, precision=precision, max_batch=max_batch,
                          opt_batch=opt_batch, official_input_size=official_size,
@@ -60,6 +61,7 @@ def to_aoti(checkpoint: Path, out: Path, device: str, precision: str | None, max
     click.echo(f"wrote {result.path} ({result.manifest.precision}, {result.manifest.extra['device']}, "
                f"{result.path.stat().st_size / 1e6:.1f} MB, compiled in {result.compile_s:.0f} s); parity: {diff}; "
                f"manifest: {result.path.name}.json")  # fmt: skip
+    click.echo(f"model card: {threshold_text(result.manifest.extra)}")
 
 
 @click.command("quantize-openvino", context_settings=CONTEXT_SETTINGS)
@@ -86,6 +88,7 @@ def quantize_openvino(source: Path, out: Path, calibration: Path | None, calibra
     OpenVINO) on face crops (the bundled set, or --crops) and on the held-out crops, and nothing is written when
     either set breaks the INT8 limits (see --parity-tol).
     """
+    from lib_deepfake.export.manifest_card import threshold_text
     from lib_deepfake.export.openvino_int8 import quantize_openvino as run
 
     result = run(source, out, calibration=calibration, calibration_limit=calibration_limit, tolerance=tolerance,
@@ -95,6 +98,7 @@ def quantize_openvino(source: Path, out: Path, calibration: Path | None, calibra
         f"wrote {result.path} (int8, {quant['tool']}); parity vs FP32: "
         f"{parity_line(result.manifest.extra['parity'])}; calibration: {quant['calibration']['source']}"
     )
+    click.echo(f"model card: {threshold_text(result.manifest.extra)}")
 
 
 def register(group: click.Group) -> None:

@@ -86,6 +86,8 @@ def export_aoti(
         LibDeepfakeError: bad arguments (fp16 on CPU, wrong suffix); ParityError: the package disagrees.
     """
     from lib_deepfake.engines.base import parse_device, require_cuda
+    from lib_deepfake.export.manifest_card import card_extra
+    from lib_deepfake.model.card import CARD_KEY
     from lib_deepfake.model.checkpoint import load_model
     from lib_deepfake.model.inference import InferenceModel
     from lib_deepfake.model.testing import random_faces
@@ -103,6 +105,7 @@ def export_aoti(
     if not 1 <= max_batch <= MAX_BATCH:
         raise LibDeepfakeError(f"max batch must be in 1..{MAX_BATCH}, got {max_batch}")
     net, ckpt = load_model(checkpoint, official_input_size=official_input_size)
+    card = card_extra(ckpt.extra.get(CARD_KEY), source=ckpt.source)  # before compiling: a bad card stops it
     size = ckpt.config.input_size
     reference = InferenceModel(net, ckpt.config.preprocessing).eval().to(dev)
     model = InferenceModel(copy.deepcopy(net), ckpt.config.preprocessing, PRECISIONS[precision]).eval().to(dev)
@@ -141,6 +144,7 @@ def export_aoti(
             "compile_s": round(compile_s, 1),
             "parity": parity,
             "checkpoint": str(checkpoint),
+            **card,
         },  # fmt: skip
     )
     manifest.save(out)
