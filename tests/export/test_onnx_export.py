@@ -163,3 +163,21 @@ def test_bad_arguments(tmp_path: Path) -> None:
         export_onnx(ckpt, tmp_path / "m.bin")
     with pytest.raises(LibDeepfakeError, match="opset"):
         export_onnx(ckpt, tmp_path / "m.onnx", opset=13)
+
+
+def test_decisions_are_compared_at_the_model_cards_threshold(tmp_path: Path) -> None:
+    from lib_deepfake.export.verify import verify_artifact
+    from lib_deepfake.model.card import CARD_KEY, DatasetCounts, ModelCard
+    from lib_deepfake.model.checkpoint import save_checkpoint
+    from lib_deepfake.model.threshold import ThresholdChoice
+
+    data = DatasetCounts("synth", {"val": {"real": {"videos": 3, "frames": 15}}}, synthetic=True)
+    threshold = ThresholdChoice(0.4242, "eer", "video", "val", ["synth"], {"acc": 0.9, "eer": 0.1})
+    card = ModelCard.build([data], {"recipe": "default"}, architecture="LIB 2 x mobilenet", threshold=threshold)
+    net, loaded = load_model(write_test_checkpoint(tmp_path / "m.pth", backbone="mobilenet", size=32))
+    ckpt = save_checkpoint(tmp_path / "m.pth", net, loaded.config, epoch=1, **{CARD_KEY: card.to_dict()})
+    result = export_onnx(ckpt, tmp_path / "m.onnx")
+    parity = result.manifest.extra["parity"]
+    assert parity["threshold"] == 0.4242 == result.manifest.extra["threshold"]["value"]
+    assert parity["overall"]["threshold"] == 0.4242
+    assert verify_artifact(result.path, ckpt, samples=8).parity["threshold"] == 0.4242  # read from the manifest

@@ -24,7 +24,14 @@ import numpy as np
 import torch
 
 from lib_deepfake._optional import require
-from lib_deepfake.engines.parity import Tolerance, compare_sets, raise_for_parity, resolve_tolerance, run_batched
+from lib_deepfake.engines.parity import (
+    DECISION_THRESHOLD,
+    Tolerance,
+    compare_sets,
+    raise_for_parity,
+    resolve_tolerance,
+    run_batched,
+)
 from lib_deepfake.errors import LibDeepfakeError
 from lib_deepfake.export.manifest_card import card_extra
 from lib_deepfake.manifest import INPUT_NAME, OUTPUT_NAME, Manifest, contract_io
@@ -117,13 +124,15 @@ def onnx_runner(path: Path, *, fixed_batch: int | None = None, threads: int = 2)
 
 def check_onnx_parity(path: Path, reference: torch.nn.Module, size: int, precision: str, *,
                       tolerance: Tolerance | str | None = None, crops: Path | str | None = None,
-                      fixed_batch: int | None = None) -> dict[str, Any]:  # fmt: skip
+                      fixed_batch: int | None = None,
+                      threshold: float = DECISION_THRESHOLD) -> dict[str, Any]:  # fmt: skip
     """ONNX Runtime (CPU) against the PyTorch FP32 ``reference`` on face crops; the :func:`compare_sets` record.
 
     Args:
         tolerance: limits, or ``KEY=VALUE,...`` overrides of the precision's defaults (recorded as such).
         crops: the user's crops (folder or array file) instead of the bundled face-crop set.
         fixed_batch: the graph's fixed batch size, if it has one.
+        threshold: where decisions are compared (the model card's threshold; 0.5 without one).
     """
     ort = require("onnxruntime", purpose="checking the exported model against PyTorch", extra="cpu")
     name, faces, description = parity_crops(size, crops)
@@ -131,7 +140,8 @@ def check_onnx_parity(path: Path, reference: torch.nn.Module, size: int, precisi
     expected = run_batched(reference, faces, batch)
     got = run_batched(onnx_runner(path, fixed_batch=fixed_batch), faces, batch)
     limits, override = resolve_tolerance(precision, tolerance)
-    result = compare_sets({name: expected}, {name: got}, precision, tolerance=limits, inputs={name: description})
+    result = compare_sets({name: expected}, {name: got}, precision, tolerance=limits, threshold=threshold,
+                          inputs={name: description})  # fmt: skip
     return {**result, "tolerance_override": override, "reference": "torch fp32 eager",
             "runtime": f"onnxruntime {ort.__version__} CPU"}  # fmt: skip
 
@@ -199,7 +209,8 @@ def export_onnx(
         parity: dict[str, Any] = {"skipped": True}
         if check_parity:
             parity = check_onnx_parity(tmp, reference, config.input_size, precision, tolerance=parity_tolerance,
-                                       crops=crops, fixed_batch=batch)  # fmt: skip
+                                       crops=crops, fixed_batch=batch,
+                                       threshold=card["threshold"]["value"])  # fmt: skip
             logger.info("ONNX parity vs PyTorch FP32: %s", parity["overall"])
             raise_for_parity(parity, f"exported {precision} ONNX disagrees with PyTorch FP32; {out.name} was not "
                              "written")  # fmt: skip

@@ -26,7 +26,14 @@ from typing import Any
 import numpy as np
 
 from lib_deepfake._optional import require
-from lib_deepfake.engines.parity import Tolerance, compare_sets, raise_for_parity, resolve_tolerance, run_batched
+from lib_deepfake.engines.parity import (
+    DECISION_THRESHOLD,
+    Tolerance,
+    compare_sets,
+    raise_for_parity,
+    resolve_tolerance,
+    run_batched,
+)
 from lib_deepfake.errors import ArtifactMismatchError, LibDeepfakeError
 from lib_deepfake.export.manifest_card import card_extra_from_manifest
 from lib_deepfake.export.onnx_export import OnnxExportResult, onnx_runner
@@ -127,7 +134,7 @@ def quantize_int8(
             )  # fmt: skip
         parity: dict[str, Any] = {"skipped": True}
         if check_parity:
-            parity = _parity(source, tmp, size, held_out, tolerance, crops)
+            parity = _parity(source, tmp, size, held_out, tolerance, crops, card["threshold"]["value"])
             raise_for_parity(parity, f"INT8 model disagrees with the FP32 model; {out.name} was not written")
         tmp.replace(out)
     finally:
@@ -158,15 +165,17 @@ def quantize_int8(
 
 
 def _parity(fp32: Path, int8: Path, size: int, held_out: list[Path], tolerance: Tolerance | str | None,
-            crops: Path | str | None) -> dict[str, Any]:  # fmt: skip
-    return int8_parity(onnx_runner(fp32), onnx_runner(int8), size, held_out, tolerance, crops)
+            crops: Path | str | None, threshold: float = DECISION_THRESHOLD) -> dict[str, Any]:  # fmt: skip
+    return int8_parity(onnx_runner(fp32), onnx_runner(int8), size, held_out, tolerance, crops, threshold)
 
 
 def int8_parity(reference: Callable[[Any], Any], candidate: Callable[[Any], Any], size: int, held_out: list[Path],
-                tolerance: Tolerance | str | None, crops: Path | str | None) -> dict[str, Any]:  # fmt: skip
+                tolerance: Tolerance | str | None, crops: Path | str | None,
+                threshold: float = DECISION_THRESHOLD) -> dict[str, Any]:  # fmt: skip
     """The gate of every INT8 export (ONNX Runtime's QDQ, OpenVINO's NNCF IR): P(fake) of ``candidate`` against
     ``reference`` (callables on uint8 crops) on face crops (the bundled set or ``crops``) and on the ``held_out``
-    calibration crops, with the INT8 limits (or ``tolerance``); the :func:`compare_sets` record."""
+    calibration crops, with the INT8 limits (or ``tolerance``), decisions compared at ``threshold`` (the model
+    card's); the :func:`compare_sets` record."""
     name, faces, description = parity_crops(size, crops)
     sets, inputs = {name: faces}, {name: description}
     if held_out:
@@ -175,5 +184,5 @@ def int8_parity(reference: Callable[[Any], Any], candidate: Callable[[Any], Any]
     expected = {k: run_batched(reference, v, 16) for k, v in sets.items()}
     actual = {k: run_batched(candidate, v, 16) for k, v in sets.items()}
     limits, override = resolve_tolerance("int8", tolerance)
-    result = compare_sets(expected, actual, "int8", tolerance=limits, inputs=inputs)
+    result = compare_sets(expected, actual, "int8", tolerance=limits, threshold=threshold, inputs=inputs)
     return {**result, "tolerance_override": override}

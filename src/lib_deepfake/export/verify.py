@@ -47,7 +47,7 @@ def verify_artifact(
     batch: int = 16,
     crops: Path | str | None = None,
     tolerance: Tolerance | str | None = None,
-    threshold: float = DECISION_THRESHOLD,
+    threshold: float | None = None,
     official_input_size: int | None = None,
     engine: str | None = None,
     **engine_options: Any,
@@ -63,7 +63,8 @@ def verify_artifact(
         batch: batch size for both.
         crops: the user's face crops (folder, .npy or .pt) instead of the bundled face-crop set.
         tolerance: limits, or ``KEY=VALUE,...`` overrides of the defaults for the artifact's precision and engine.
-        threshold: decision threshold for the agreement.
+        threshold: where decisions are compared [the threshold in the artifact's manifest (its model card's), else
+            0.5].
         official_input_size: crop size of an official reference checkpoint.
         engine: run ``artifact`` with this engine (e.g. ``openvino`` for a .onnx); default: from its suffix.
         **engine_options: passed to the engine (``provider=``, ``allow_cpu_fallback=``, ...).
@@ -86,6 +87,9 @@ def verify_artifact(
                 f"{ref_engine.input_size}px: is it the checkpoint this artifact was exported from?"
             )
         limits, override = resolve_tolerance(engine.precision, tolerance, engine.name)
+        if threshold is None:
+            carried = (engine.manifest.extra.get("threshold") or {}) if engine.manifest is not None else {}
+            threshold = float(carried.get("value", DECISION_THRESHOLD))
         name, faces, description = parity_crops(size, crops, samples)
         expected = run_batched(ref_engine, faces, batch)
         got = run_batched(engine, faces, batch)
