@@ -21,6 +21,8 @@ from lib_deepfake.engines.ort_engine import (
 from lib_deepfake.errors import ArtifactMismatchError, LibDeepfakeError, MissingDependencyError
 
 CUDA0 = torch.device("cuda", 0)
+# The CPU build of onnxruntime warns when asked for GPU providers; these tests ask on purpose.
+pytestmark = pytest.mark.filterwarnings("ignore:Specified provider")
 
 
 def test_provider_list_cpu():
@@ -119,7 +121,6 @@ class _FakeCudaStream:
 
 
 @pytest.fixture
-@pytest.mark.filterwarnings("ignore:Specified provider")
 def real_ort(monkeypatch):
     """The installed onnxruntime (the CPU build here), with its InferenceSession wrapped to record what the engine
     asked for. Only the CUDA checks on our side are bypassed: ONNX Runtime itself decides which providers it uses."""
