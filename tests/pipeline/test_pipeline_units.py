@@ -22,9 +22,8 @@ from lib_deepfake.pipeline.results import (
     ResultsStore,
     build_row,
     read_jsonl,
-    summarize,
-    video_metrics,
 )
+from lib_deepfake.pipeline.summary import summarize, video_metrics
 
 # -- aggregation ----------------------------------------------------------------------------------------------------
 

@@ -41,7 +41,7 @@ def score_effect(rows: list[dict[str, Any]], baseline: list[dict[str, Any]], thr
 
 def labelled_metrics(rows: list[dict[str, Any]], labels: dict[str, int], threshold: float) -> dict[str, Any]:
     """Video AUC and accuracy of ``rows`` against ``labels`` (absolute path -> 0/1, as ``read_labels`` gives)."""
-    from lib_deepfake.pipeline.results import video_metrics
+    from lib_deepfake.pipeline.summary import video_metrics
 
     absolute = [{**r, "path": os.path.abspath(r["path"])} for r in rows]
     return video_metrics(absolute, labels, threshold)
