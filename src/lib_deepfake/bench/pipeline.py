@@ -22,7 +22,7 @@ import multiprocessing as mp
 import resource
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -262,7 +262,8 @@ def run_pipeline_bench(paths: list[Path], model: Path, *, onnx_model: Path | Non
     from lib_deepfake.bench.machine import device_slug, machine_info
     from lib_deepfake.bench.protocol import current_protocol, interleaved, mark, ratio_stats
     from lib_deepfake.pipeline.config import ScanConfig
-    from lib_deepfake.pipeline.results import read_labels
+    from lib_deepfake.pipeline.scan_threshold import resolve_scan_threshold
+    from lib_deepfake.pipeline.summary import read_labels
 
     say = progress or (lambda msg: None)
     keys = [str(p) for p in paths]
@@ -274,6 +275,9 @@ def run_pipeline_bench(paths: list[Path], model: Path, *, onnx_model: Path | Non
     configs = {r.name: ScanConfig(r.model, engine=r.engine, detect_every=r.detect_every, **common,
                                   **({"detector_max_side": r.detector_max_side} if r.detector_max_side else {}))
                for r in ours}  # fmt: skip
+    # One threshold for every row, the FP32 model's (its model card's, else 0.5): verdicts compare like for like.
+    threshold = resolve_scan_threshold(configs["fp32"])[0].threshold
+    configs = {name: replace(c, threshold=threshold) for name, c in configs.items()}
     sides = [r.name for r in ours] + ([] if skip_reference else ["reference"])
     rounds = max(1, min(int(rounds), len(keys)))
     chunks = [keys[i::rounds] for i in range(rounds)]

@@ -112,7 +112,14 @@ SCAN_OPTIONS = OptionGroup(
     ),
     option("--device", dest="device", help="cpu or cuda[:N] (detector, crops and classifier)."),
     Nested("decode", DECODE_OPTIONS),
-    option("--threshold", dest="threshold", type=click.FloatRange(0, 1), help="Verdict fake when score >= this."),
+    option(
+        "--threshold",
+        dest="threshold",
+        default=None,
+        type=click.FloatRange(0, 1),
+        help="Verdict fake when score >= this [default: the model card's calibrated threshold, 0.5 without one; "
+        "run.json and the report say which and where it came from].",
+    ),
     option("--batch-size", dest="batch_size", type=click.IntRange(1, 4096), help="Classifier batch (crops)."),
     option(
         "--workers",
@@ -309,6 +316,11 @@ def _print_summary(summary: dict[str, Any], header: dict[str, Any], out_dir: Pat
     click.echo(f"decoder: {res.get('decoder')} [{res.get('decoder_choice')}]; device: {res.get('device')}; "
                f"detector: {res.get('detector')} on {res.get('detector_provider')}")  # fmt: skip
     click.echo(f"aggregation: {header.get('aggregation_rule')}")
+    click.echo(f"threshold: {header['config']['threshold']} ({header.get('threshold_source') or 'given'})")
+    card = header.get("model_card")
+    if card and card.get("demo"):
+        click.echo("model card: DEMO MODEL - trained on the synthetic demo corpus; its verdicts say nothing about "
+                   "real videos")  # fmt: skip
     click.echo(f"files: {summary['files']} (this run {summary['scanned_this_run']}, resumed "
                f"{summary['skipped_done']}); ok {st['ok']}, no_face {st['no_face']}, error {st['error']}; "
                f"fake {vd['fake']}, real {vd['real']}")  # fmt: skip

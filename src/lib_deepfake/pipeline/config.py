@@ -166,7 +166,7 @@ class ScanConfig:
     model: Path
     engine: str = "auto"
     device: str = "cpu"
-    threshold: float | None = 0.5
+    threshold: float | None = None
     batch_size: int = 32
     workers: int = 0
     aggregation: str = "identity-max"

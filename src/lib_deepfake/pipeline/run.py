@@ -56,7 +56,7 @@ def run_scan(
 
     with ScanSession(config, inputs, out_dir, resume=resume, overwrite=overwrite, labels=labels, all_files=all_files,
                      on_outcome=on_outcome, dedupe=dedupe, cache=cache) as session:  # fmt: skip
-        with Scanner(config, **(scanner_kwargs or {})) as scanner:
+        with Scanner(session.config, **(scanner_kwargs or {})) as scanner:  # its threshold settled
             session.start(scanner.resolved, model_manifest=model_manifest(scanner.components.engine),
                           details=lambda: {"stages": scanner.totals.as_dict()})  # fmt: skip
             for outcome in scanner.scan(session.todo()):

@@ -47,14 +47,11 @@ class Scanner:
 
     def __init__(self, config: ScanConfig, *, engine: Engine | None = None, detector: FaceDetector | None = None,
                  decode_fn: str | None = None, prefetch: int = 2, in_process: bool = False) -> None:  # fmt: skip
-        if config.threshold is None:  # the model's threshold (a session settles it earlier, recording where from)
-            from lib_deepfake.pipeline.scan_threshold import resolve_scan_threshold
-
-            config, _ = resolve_scan_threshold(config)
         self.config = config
         self.components: Components = load_components(config, engine=engine, detector=detector)
         self.resolved = self.components.resolved
         self.pipeline = ScanPipeline(config, self.components.engine, self.components.detector)
+        self.config = self.pipeline.config  # its threshold settled
         self.decode_fn = decode_fn
         self.prefetch = max(0, int(prefetch))
         self.in_process = in_process

@@ -39,10 +39,9 @@ from lib_deepfake.pipeline.results import (
     RESULTS_JSONL,
     OutputError,
     ResultsStore,
-    RowTally,
     now_iso,
-    read_labels,
 )
+from lib_deepfake.pipeline.summary import RowTally, read_labels
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +77,9 @@ class ScanSession:
     """The output side of one scan (see the module docstring); use as a context manager.
 
     Args:
-        config: the scan settings (threshold, faces.jsonl, report, fingerprint).
+        config: the scan settings (threshold, faces.jsonl, report, fingerprint); a threshold of None (the model's) is
+            settled here from the model card (:mod:`~lib_deepfake.pipeline.scan_threshold`): drivers scan with
+            :attr:`config`, and run.json records where the threshold came from.
         inputs: files, folders, list files (see :mod:`lib_deepfake.pipeline.inputs`), and whatever ``discover``
             accepts besides (URLs for the Ray driver).
         out_dir: output folder.
@@ -102,7 +103,12 @@ class ScanSession:
                  overwrite: bool = False, labels: Path | str | None = None, all_files: bool = False,
                  on_outcome: ProgressCallback | None = None, discover: Callable[..., Discovery] = stream_inputs,
                  dedupe: bool = True, cache: Path | str | None = None) -> None:  # fmt: skip
-        self.config = config
+        from lib_deepfake.pipeline.scan_threshold import resolve_scan_threshold
+
+        # The threshold is settled first (None: the model card's): the fingerprint and every verdict use the number;
+        # drivers scan with ``session.config``.
+        self.config, self.threshold = resolve_scan_threshold(config)
+        config = self.config
         self.store = ResultsStore(out_dir, resume=resume, overwrite=overwrite, faces=config.faces_jsonl,
                                   fingerprint=config.fingerprint())  # fmt: skip
         self.on_outcome = on_outcome
@@ -218,6 +224,7 @@ class ScanSession:
             "resolved": resolved,
             "aggregation_rule": cfg.aggregation_rule(),
             "verdict_rule": f"fake if score >= {cfg.threshold}, real below; no_face and error rows have no score",
+            **self.threshold.header(),  # threshold (value, origin, rule), threshold_source, model_card
             "model_manifest": model_manifest,
             "inputs": self._inputs_section(),
             "versions": library_versions(),

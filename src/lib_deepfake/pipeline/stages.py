@@ -107,6 +107,10 @@ class ScanPipeline:
     def __init__(self, config: ScanConfig, engine: Engine, detector: FaceDetector) -> None:
         from lib_deepfake.faces.tracking import TrackingConfig
 
+        if config.threshold is None:  # the model's: a session settles it earlier and records where it came from
+            from lib_deepfake.pipeline.scan_threshold import resolve_scan_threshold
+
+            config, _ = resolve_scan_threshold(config)
         self.config = config
         self.engine = engine
         self.detector = detector

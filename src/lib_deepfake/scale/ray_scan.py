@@ -144,6 +144,7 @@ def scan_with_ray(
     with ScanSession(config, inputs, out_dir, resume=resume, overwrite=overwrite, labels=labels, all_files=all_files,
                      on_outcome=on_outcome, discover=discover_inputs, dedupe=dedupe,
                      cache=cache) as session:  # fmt: skip
+        config = session.config  # the threshold settled (None: the model card's), as the workers need it
         session.start(resolve_choices(config), details=details, ray=ray_info)
         todo = list(session.todo())
         failure: RayScanError | None = None
