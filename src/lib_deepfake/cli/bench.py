@@ -50,8 +50,8 @@ COMMANDS: dict[str, LazyCommand] = {
     ),
     "scale": LazyCommand(
         "lib_deepfake.cli.bench_scale:scale_cmd",
-        "Scans of N small clips (with copies) through lib-infer: videos/s, peak memory, copies found, report size, "
-        "browser load time and --resume start-up, per N.",
+        "Scan collections of N small clips (a share of them copies) with lib-infer, one process per N: videos/s, peak "
+        "memory, copies found, report size, the report's load time in headless Chromium and the start-up of --resume.",
     ),
     "gpu-check": LazyCommand(
         "lib_deepfake.cli.bench_gpu_check:gpu_check_cmd",
