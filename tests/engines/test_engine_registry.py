@@ -20,8 +20,11 @@ def test_table_names_and_suffixes():
 
 
 # ids avoid the bare word "trt": tests/conftest.py skips items whose keywords include a marker name.
-@pytest.mark.parametrize("name", ["torch", "onnxrt", "trt", "openvino", "aoti"],
-                         ids=["engine-torch", "engine-onnxrt", "engine-tensorrt", "engine-openvino", "engine-aoti"])
+@pytest.mark.parametrize(
+    "name",
+    ["torch", "onnxrt", "trt", "openvino", "aoti"],
+    ids=["engine-torch", "engine-onnxrt", "engine-tensorrt", "engine-openvino", "engine-aoti"],
+)
 def test_class_agrees_with_table(name):
     cls = engine_class(name)
     assert cls.name == name

@@ -111,8 +111,12 @@ def to_trt(source: Path, out: Path, precision: str, min_batch: int, opt_batch: i
 @click.option("--provider", type=click.Choice(["cpu", "cuda", "tensorrt"]), default=None,
               help="ONNX Runtime provider [default: from --device].")  # fmt: skip
 @click.option("--allow-cpu-fallback", is_flag=True, help="ONNX Runtime: run on CPU if the GPU provider is missing.")
-@click.option("--engine", "engine_name", default=None,
-              help="Engine to run ARTIFACT with (e.g. openvino for a .onnx) [default: from the suffix].")
+@click.option(
+    "--engine",
+    "engine_name",
+    default=None,
+    help="Engine to run ARTIFACT with (e.g. openvino for a .onnx) [default: from the suffix].",
+)
 @click.option("--precision", type=click.Choice(["fp32", "bf16", "int8"]), default=None,
               help="openvino: precision to run [default: the artifact's].")  # fmt: skip
 @click.option("--official-size", type=click.IntRange(16, 2048), default=None,
