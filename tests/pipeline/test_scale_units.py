@@ -253,3 +253,17 @@ def test_discovery_streams(tmp_path):
         assert s.discovery.count < 30  # the walk has not gone through the tree
         rest = list(it)
         assert len(rest) == 29 and s.discovery.complete and s.total == 30
+
+
+@pytest.mark.parametrize(("device", "decoder", "expected"),
+                         [("cuda:1", "dali", "cuda:1"), ("cuda", "dali", "cuda:0"), ("cpu", "dali", "cpu"),
+                          ("cuda:1", "pyav", None)])  # fmt: skip
+def test_dali_decodes_on_the_scans_gpu(tmp_path, device, decoder, expected):
+    from types import SimpleNamespace
+
+    from lib_deepfake.pipeline.config import ScanConfig
+    from lib_deepfake.pipeline.scanner import Scanner
+
+    fake = SimpleNamespace(resolved={"decoder": decoder}, config=ScanConfig(tmp_path / "m.onnx", device=device),
+                           decode_fn=None)  # fmt: skip
+    assert Scanner.decode_settings(fake).device == expected

@@ -64,7 +64,9 @@ class Scanner:
     def decode_settings(self) -> DecodeSettings:
         """The scan's decode settings with the decoder resolved, as the decode workers get them."""
         decoder = self.resolved["decoder"]
-        device = ("gpu" if self.config.on_cuda else "cpu") if decoder == "dali" else None
+        # DALI decodes on the scan's own GPU: "cuda" is GPU 0, "cuda:N" is GPU N (a bare "gpu" would always be 0).
+        cuda = "cuda:0" if self.config.device == "cuda" else self.config.device
+        device = (cuda if self.config.on_cuda else "cpu") if decoder == "dali" else None
         return replace(self.config.decode, decoder=decoder, device=device, decode_fn=self.decode_fn)
 
     def warm_up(self) -> None:
