@@ -101,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
         f"              video-level AUC {auc}, accuracy {acc} ({scan['scored_fake']} fake / {scan['scored_real']} "
         "real scored)"
     )
-    lines.append(f"              threshold {scan['threshold']} ({scan['threshold_source'] or 'source not recorded'})")
+    threshold = "n/a" if scan["threshold"] is None else f"{scan['threshold']:g}"
+    lines.append(f"              threshold {threshold} ({scan['threshold_source'] or 'source not recorded'})")
     if record["speed"]:
         speed = record["speed"]
         lines.append(f"speed         {speed['engine']}: {speed['ratio_vs_torch_fp32']:.2f}x the PyTorch FP32 "

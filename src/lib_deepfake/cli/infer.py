@@ -316,7 +316,7 @@ def _print_summary(summary: dict[str, Any], header: dict[str, Any], out_dir: Pat
     click.echo(f"decoder: {res.get('decoder')} [{res.get('decoder_choice')}]; device: {res.get('device')}; "
                f"detector: {res.get('detector')} on {res.get('detector_provider')}")  # fmt: skip
     click.echo(f"aggregation: {header.get('aggregation_rule')}")
-    click.echo(f"threshold: {header['config']['threshold']} ({header.get('threshold_source') or 'given'})")
+    click.echo(f"threshold: {header['config']['threshold']:g} ({header.get('threshold_source') or 'given'})")
     card = header.get("model_card")
     if card and card.get("demo"):
         click.echo("model card: DEMO MODEL - trained on the synthetic demo corpus; its verdicts say nothing about "
@@ -332,5 +332,5 @@ def _print_summary(summary: dict[str, Any], header: dict[str, Any], out_dir: Pat
         auc = metrics.get("auc")
         click.echo(f"video AUC: {auc if auc is not None else 'n/a'} over {metrics['scored']} scored labelled videos "
                    f"({metrics['fake']} fake, {metrics['real']} real; {metrics['unscored']} unscored); "
-                   f"accuracy@{header['config']['threshold']}: {metrics.get('accuracy')}")  # fmt: skip
+                   f"accuracy@{header['config']['threshold']:g}: {metrics.get('accuracy')}")  # fmt: skip
     click.echo(f"{summary['wall_s']:.1f} s, {summary['videos_per_s'] or 0:.3f} videos/s; results in {out_dir}")
