@@ -182,13 +182,19 @@ def _ensure_plan(checkpoint: Path, cfg: EngineBenchConfig, precision: str) -> tu
 
 def _plan_rows(cfg: EngineBenchConfig) -> tuple[list[_Row], list[str]]:
     """The reference plus every requested (engine, precision) row; unsupported combinations become notes."""
-    from lib_deepfake.engines.registry import engine_entry
+    from lib_deepfake.engines.registry import engine_availability, engine_entry
+    from lib_deepfake.errors import MissingDependencyError
 
     reference = _Row(REFERENCE_LABEL, "torch", "fp32", cfg.model, {}, {"kind": "none", "prep_s": 0.0},
                      is_reference=True)  # fmt: skip
     rows, notes = [reference], []
     for name in cfg.engines:
         engine_entry(name)  # unknown names fail here, with a suggestion
+        # An engine asked for by name that cannot run here is an error, not a skipped row (a precision it lacks is
+        # a note below): a benchmark must not quietly lose the engine it was run for.
+        avail = engine_availability(name, cfg.device)
+        if not avail:
+            raise MissingDependencyError(f"--engines {name}: not usable here: {avail.reason}")
         for precision in cfg.precisions:
             why = row_skip_reason(name, precision, cfg.device)
             if why:
