@@ -184,7 +184,7 @@ class OpenVinoEngine(Engine):
         self._size: int | None = None
         self._compiled: Any = None
         self._request: Any = None
-        self._queue: Any = None
+        self._requests: list[Any] = []
         self._resolved: dict[str, Any] = {}
         self._cache_state: dict[str, Any] = {"state": "off"}
         self._version = ""
@@ -254,7 +254,11 @@ class OpenVinoEngine(Engine):
         self._size = int(size)
         self._resolved = self._read_back()
         if self.hint == "throughput":
-            self._queue = ov.AsyncInferQueue(self._compiled, int(self._resolved["OPTIMAL_NUMBER_OF_INFER_REQUESTS"]))
+            # Plain requests waited on one by one, no AsyncInferQueue callback: a Python callback runs on OpenVINO's
+            # stream threads and needs the GIL, and destroying the compiled model (which joins those threads) while
+            # holding the GIL deadlocked in a test.
+            count = int(self._resolved["OPTIMAL_NUMBER_OF_INFER_REQUESTS"])
+            self._requests = [self._compiled.create_infer_request() for _ in range(max(1, count))]
         else:
             self._request = self._compiled.create_infer_request()
 
@@ -306,22 +310,18 @@ class OpenVinoEngine(Engine):
         import numpy as np
 
         host = faces.numpy()
-        if self._queue is None:
+        if not self._requests:
             out = self._request.infer({0: host}, share_inputs=True)
             return torch.from_numpy(np.array(out[0], dtype=np.float32, copy=True))
-        parts = np.array_split(np.arange(host.shape[0]), min(len(self._queue), host.shape[0]))
-        results: list[Any] = [None] * len(parts)
-
-        def done(request: Any, index: int) -> None:
-            results[index] = np.array(request.get_output_tensor(0).data, dtype=np.float32, copy=True)
-
-        self._queue.set_callback(done)
-        for i, idx in enumerate(parts):
-            self._queue.start_async({0: host[idx[0] : idx[-1] + 1]}, userdata=i, share_inputs=True)
-        self._queue.wait_all()
-        return torch.from_numpy(np.concatenate(results))
+        bounds = np.array_split(np.arange(host.shape[0]), min(len(self._requests), host.shape[0]))
+        used = self._requests[: len(bounds)]
+        for request, idx in zip(used, bounds):
+            request.start_async({0: host[idx[0] : idx[-1] + 1]}, share_inputs=True)
+        for request in used:
+            request.wait()
+        return torch.from_numpy(np.concatenate([np.array(r.get_output_tensor(0).data, np.float32) for r in used]))
 
     def _close(self) -> None:
         self._request = None
-        self._queue = None
+        self._requests = []
         self._compiled = None
