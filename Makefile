@@ -76,6 +76,7 @@ endif
 
 demo: venv
 	rm -rf $(DEMO_OUT)
+	@mkdir -p $(DEMO_OUT) && date +%s > $(DEMO_OUT)/started_at  # the summary's wall time counts from here
 	@echo "==> [1/8] synthetic corpus: real and self-blended fake clips from public-domain portraits"
 	$(BIN)/lib-prep synth $(DEMO_OUT)/corpus --videos $(DEMO_VIDEOS) --seed 0
 	@echo "==> [2/8] face crops for training (CenterFace -> tracks -> 64 px crops, official list layout)"

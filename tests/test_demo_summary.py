@@ -58,3 +58,26 @@ def test_summary_without_a_card_says_so(tmp_path, capsys):
 def test_missing_outputs_are_one_line(tmp_path, capsys):
     assert main([str(tmp_path)]) == 1
     assert "run `make demo` first" in capsys.readouterr().err
+
+
+def test_wall_time_and_a_noisy_ratio_are_recorded(tmp_path, capsys):
+    import time
+
+    _demo_outputs(tmp_path)
+    (tmp_path / "started_at").write_text(f"{int(time.time()) - 150}\n")  # what the Makefile writes before step 1
+    bench = json.loads((tmp_path / "bench" / "engines.json").read_text())
+    bench.update(noisy=True, load_average={"start": [1.4, 1.1, 0.9], "end": [1.5, 1.2, 0.9]})
+    (tmp_path / "bench" / "engines.json").write_text(json.dumps(bench))
+    assert main([str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    record = json.loads((tmp_path / "summary.json").read_text())
+    assert 149 <= record["wall_s"] < 200 and "wall time     15" in printed
+    assert record["speed"]["noisy"] is True and "noisy: load" in printed
+    assert record["machine"] == {"cpu": "EPYC", "cpu_cores": 2, "device": "cpu", "gpu": None}
+
+
+def test_no_start_stamp_means_no_wall_time(tmp_path, capsys):
+    _demo_outputs(tmp_path)
+    assert main([str(tmp_path)]) == 0
+    assert json.loads((tmp_path / "summary.json").read_text())["wall_s"] is None
+    assert "wall time" not in capsys.readouterr().out

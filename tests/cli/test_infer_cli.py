@@ -40,13 +40,18 @@ def test_scan_exit_0_with_rows_auto_choices_and_auc(setup, tmp_path):
     out = tmp_path / "out"
     res = CliRunner().invoke(main, _args(setup, out))
     assert res.exit_code == 0, res.output
-    assert "auto: .pth artifacts run on torch" in res.output and "decoder: pyav [auto" in res.output
+    # --engine auto with a checkpoint on a CPU probes the engines it can run for it (torch fp32/bf16 here)
+    assert "[auto: " in res.output and "is the fastest candidate whose parity passed" in res.output
+    assert "decoder: pyav [auto" in res.output
     assert "identity-max" in res.output and "video AUC:" in res.output
     rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     assert sorted(r["status"] for r in rows) == ["error", "ok", "ok"]
     assert (out / "report.html").is_file() and (out / "results.csv").is_file()
     run = json.loads((out / "run.json").read_text())
     assert run["summary"]["metrics"]["scored"] == 2 and run["summary"]["metrics"]["unscored"] == 1
+    selection = run["resolved"]["engine_selection"]
+    assert ("torch", "fp32") in {(p["engine"], p["precision"]) for p in selection["probes"]}
+    assert run["resolved"]["engine"] == selection["engine"] and selection["artifacts"] == []
 
     again = CliRunner().invoke(main, _args(setup, out))
     assert again.exit_code == 1 and "--resume" in again.output  # never mixes two scans silently
@@ -95,7 +100,7 @@ OPTIONS = [
     "--detector-model", "--detector-max-side", "--detect-every", "--interpolate-iou", "--threads", "--resume",
     "--overwrite", "--report", "--no-report", "--faces", "--no-faces", "--labels", "--all-files", "--allow-truncated",
     "--allow-cpu-fallback", "--ray", "--ray-workers", "--gpus-per-worker", "--cpus-per-worker", "--ray-retries",
-    "-v", "--verbose", "-q", "--quiet", "--dedupe", "--no-dedupe", "--cache",
+    "-v", "--verbose", "-q", "--quiet", "--dedupe", "--no-dedupe", "--cache", "--candidate",
 ]  # fmt: skip
 
 

@@ -71,8 +71,12 @@ def plan_rows(fp32_model: Path, *, best_model: Path | None = None, best_engine: 
     ...                            detector_max_side=320)]
     ['fp32', 'best', 'best+detect-every-2', 'best+detector-320', 'best+detect-every-2+detector-320']
     """
+    from lib_deepfake.engines import engine_for_artifact
+
     defaults = "library defaults (detector long side 640, batches of 8, every sampled frame)"
-    rows = [OursRow("fp32", f"FP32 classifier {fp32_model.name}, {defaults}", fp32_model)]
+    # The fp32 row names its engine: "auto" on a checkpoint would probe for a faster precision.
+    rows = [OursRow("fp32", f"FP32 classifier {fp32_model.name}, {defaults}", fp32_model,
+                    engine_for_artifact(fp32_model))]  # fmt: skip
     base = rows[0]
     if best_model is not None:
         base = OursRow("best", f"{best_model.name} on engine {best_engine}, {defaults}", best_model, best_engine)
@@ -233,6 +237,29 @@ def _reference_summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def _pin_engines(configs: dict[str, Any], specs: dict[str, str], say: Callable[[str], None]) -> dict[str, Any]:
+    """Each row's engine chosen once, here, and pinned into its config (the rows run in spawned processes, once per
+    round: ``auto`` on a checkpoint would otherwise probe every time). ``ENGINE:PRECISION`` (``openvino:bf16``)
+    runs that engine at that precision."""
+    from lib_deepfake.pipeline.engine_choice import EngineChoice, choose_engine, pin_engine
+
+    chosen: dict[tuple[Path, str], EngineChoice] = {}
+    out = {}
+    for name, config in configs.items():
+        spec = specs[name]
+        key = (config.model, spec)
+        if key not in chosen:
+            engine, _, precision = spec.partition(":")
+            if precision:
+                chosen[key] = EngineChoice(engine, config.model, f"--best-engine {spec}", {"precision": precision})
+            else:
+                if engine == "auto":
+                    say(f"choosing the engine of {config.model.name} (--best-engine auto)")
+                chosen[key] = choose_engine(config)
+        out[name] = pin_engine(config, chosen[key])
+    return out
+
+
 def run_pipeline_bench(paths: list[Path], model: Path, *, onnx_model: Path | None = None,
                        best_model: Path | None = None, best_engine: str = "auto", plan: str = "uniform:32",
                        workers: int = 0, batch_size: int = 32, skip_reference: bool = False, rounds: int = 1,
@@ -246,7 +273,9 @@ def run_pipeline_bench(paths: list[Path], model: Path, *, onnx_model: Path | Non
         paths: video files.
         model: a checkpoint; the reference always runs it with the FP32 eager torch engine.
         onnx_model: the same model as FP32 ONNX for our fp32 row (default: ``model`` itself, on torch).
-        best_model, best_engine: the fastest classifier to compare (e.g. INT8 ONNX) and its engine: the best row.
+        best_model, best_engine: the fastest classifier to compare and its engine: the best row. ``best_engine``
+            is an engine name, ``ENGINE:PRECISION`` (``openvino:bf16`` on the FP32 ONNX) or ``auto`` (the engine of
+            the suffix; with a checkpoint on a CPU, what ``lib-infer --engine auto`` would choose, probed once).
         plan: sampling plan (uniform:N: the reference samples uniformly).
         workers, batch_size, device, decoder, detector: our pipeline's settings (every row); ``detector`` and
             ``device`` also the reference's.
@@ -272,9 +301,10 @@ def run_pipeline_bench(paths: list[Path], model: Path, *, onnx_model: Path | Non
                      detector_max_side=detector_max_side)  # fmt: skip
     common = {"plan": plan, "workers": workers, "batch_size": batch_size, "report": False, "device": device,
               "decoder": decoder, "detector": detector}  # fmt: skip
-    configs = {r.name: ScanConfig(r.model, engine=r.engine, detect_every=r.detect_every, **common,
+    configs = {r.name: ScanConfig(r.model, engine=r.engine.partition(":")[0], detect_every=r.detect_every, **common,
                                   **({"detector_max_side": r.detector_max_side} if r.detector_max_side else {}))
                for r in ours}  # fmt: skip
+    configs = _pin_engines(configs, {r.name: r.engine for r in ours}, say)
     # One threshold for every row, the FP32 model's (its model card's, else 0.5): verdicts compare like for like.
     threshold = resolve_scan_threshold(configs["fp32"])[0].threshold
     configs = {name: replace(c, threshold=threshold) for name, c in configs.items()}

@@ -83,6 +83,8 @@ def reference_resolved(config: Any, engine: Any, detector: Any) -> dict[str, Any
     return {
         "engine": "torch",
         "engine_choice": "reference: FP32 eager PyTorch, all crops of a video in one batch",
+        "engine_artifact": str(getattr(engine, "artifact", "") or ""),
+        "engine_options": {"precision": "fp32"},
         "decoder": "pyav",
         "decoder_choice": f"reference: {REFERENCE_DECODER} (decode forward, convert only the sampled frames)",
         "engine_label": engine.describe(),

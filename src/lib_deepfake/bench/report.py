@@ -51,6 +51,13 @@ def runtime_line(engine: dict[str, Any]) -> str:
     return "; ".join(bits) or "-"
 
 
+def _ratio_cell(row: dict[str, Any]) -> str:
+    # Results from before the protocol carry one ratio, without per-round statistics.
+    if row.get("ratio_stats"):
+        return format_ratio(row["ratio_stats"])
+    return f"{_fmt(row.get('ratio_vs_reference'), '.2f')}x"
+
+
 def _limits(parity: dict[str, Any]) -> str:
     # Results from before face-crop parity carry one max |dprob| number.
     tolerance = parity.get("tolerance")
@@ -59,13 +66,6 @@ def _limits(parity: dict[str, Any]) -> str:
 
         return Tolerance(**tolerance).describe()
     return _fmt(tolerance, "g")
-
-
-def _ratio_cell(row: dict[str, Any]) -> str:
-    # Results from before the protocol carry one ratio, without per-round statistics.
-    if row.get("ratio_stats"):
-        return format_ratio(row["ratio_stats"])
-    return f"{_fmt(row.get('ratio_vs_reference'), '.2f')}x"
 
 
 def to_markdown(result: dict[str, Any]) -> str:

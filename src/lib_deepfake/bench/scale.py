@@ -135,7 +135,8 @@ def scan_once(cfg: ScaleConfig, work: Path, model: Path) -> dict[str, Any]:
     gen_s = time.perf_counter() - t0
     out = work / f"scan-{cfg.videos}"
     lib_infer = [sys.executable, "-c", "from lib_deepfake.cli.infer import main; main(prog_name='lib-infer')"]
-    base = [*lib_infer, str(coll), "--model", str(model), "--out", str(out),
+    # --engine torch: the classifier is not what this measures (auto would spend the start probing engines).
+    base = [*lib_infer, str(coll), "--model", str(model), "--engine", "torch", "--out", str(out),
             "--sampling", cfg.plan, "--detector", cfg.detector, "--workers", str(cfg.workers), "--quiet"]  # fmt: skip
     wall, rss_kib = _run([*base, "--overwrite"])
     run = json.loads((out / "run.json").read_text())

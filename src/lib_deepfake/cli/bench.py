@@ -48,6 +48,12 @@ COMMANDS: dict[str, LazyCommand] = {
         "Training-step throughput (uint8 faces -> normalise -> mixup -> forward -> LIB losses -> auto balance -> "
         "backward -> AdamW step): p50/p90 step time and images/s, synchronised, after warm-up.",
     ),
+    "grouped": LazyCommand(
+        "lib_deepfake.cli.bench_grouped:grouped_cmd",
+        "The N backbones as one network of grouped convolutions against the ordinary ONNX export: parity of both on "
+        "face crops against PyTorch FP32, then interleaved timing per engine and precision; says whether the grouped "
+        "graph is faster at equal parity.",
+    ),
     "scale": LazyCommand(
         "lib_deepfake.cli.bench_scale:scale_cmd",
         "Scan collections of N small clips (a share of them copies) with lib-infer, one process per N: videos/s, peak "

@@ -30,7 +30,13 @@ from lib_deepfake.cli.common import CONTEXT_SETTINGS, handle_errors, verbosity_o
 @click.option("--best-model", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="The fastest classifier to compare (e.g. an INT8 ONNX from lib-export quantize): the 'best' row, "
               "and the base of the shortcut rows.")  # fmt: skip
-@click.option("--best-engine", default="auto", help="Engine of --best-model (auto: from its suffix).")
+@click.option(
+    "--best-engine",
+    default="auto",
+    show_default=True,
+    help="Engine of --best-model: a name, ENGINE:PRECISION (e.g. openvino:bf16 with an FP32 ONNX) or auto "
+    "(the engine of its suffix; with a checkpoint on a CPU, what lib-infer --engine auto chooses).",
+)
 @click.option("--labels", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="path,label CSV (generated clips: CLIP_DIR/labels.csv): every row's video AUC. Without it the "
               "rows are compared with the fp32 row's scores only.")  # fmt: skip

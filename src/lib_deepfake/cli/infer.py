@@ -102,13 +102,24 @@ SCAN_OPTIONS = OptionGroup(
         dest="model",
         required=True,
         type=click.Path(dir_okay=False, path_type=Path),
-        help="Classifier: a checkpoint (.pth/.pt), an ONNX model (.onnx) or a TensorRT plan (.plan).",
+        help="Classifier: a checkpoint (.pth/.pt), an ONNX model (.onnx), an OpenVINO IR (.xml), an AOTInductor "
+        "package (.pt2) or a TensorRT plan (.plan).",
     ),
     option(
         "--engine",
         dest="engine",
         type=click.Choice(ENGINE_CHOICES),
-        help="Classifier engine; auto picks it from the model's suffix.",
+        help="Classifier engine. auto: with a checkpoint on a CPU, probe every engine and precision this machine "
+        "can run for the model (parity on face crops, then a short timed run) and use the fastest whose accuracy "
+        "gate passes (run.json says why); otherwise the engine of the model's suffix.",
+    ),
+    option(
+        "--candidate",
+        dest="candidates",
+        multiple=True,
+        type=click.Path(dir_okay=False, exists=True, path_type=Path),
+        help="With --engine auto: an artifact of the same model it may choose (FP32 ONNX, INT8 ONNX, OpenVINO INT8 "
+        "IR); repeatable [default: those beside the checkpoint whose manifest names it].",
     ),
     option("--device", dest="device", help="cpu or cuda[:N] (detector, crops and classifier)."),
     Nested("decode", DECODE_OPTIONS),

@@ -20,7 +20,6 @@ import hashlib
 import io
 import json
 import logging
-import os
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -40,15 +39,13 @@ PRECISIONS = ("fp32", "bf16", "int8")
 HINTS = {"latency": "LATENCY", "throughput": "THROUGHPUT"}
 _OV_PRECISION = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}  # int8: what the non-quantized ops compute in
 _ONNX_TYPES = {"u8": "tensor(uint8)", "f32": "tensor(float)"}
-ENV_CACHE_DIR = "LIB_DEEPFAKE_CACHE_DIR"
 
 
 def default_cache_dir() -> Path:
-    """``$LIB_DEEPFAKE_CACHE_DIR/openvino``, else ``$XDG_CACHE_HOME/lib-deepfake/openvino`` (``~/.cache``)."""
-    if os.environ.get(ENV_CACHE_DIR):
-        return Path(os.environ[ENV_CACHE_DIR]) / "openvino"
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "lib-deepfake" / "openvino"
+    """``openvino/`` under the library's cache root (:func:`lib_deepfake.cache.cache_root`)."""
+    from lib_deepfake.cache import cache_root
+
+    return cache_root() / "openvino"
 
 
 def resolve_precision(requested: str | None, artifact_precision: str, caps: CpuCaps, capabilities: list[str]) -> str:

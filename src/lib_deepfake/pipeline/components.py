@@ -1,13 +1,15 @@
 """What a scan runs on: the classifier engine and the face detector, loaded once, with every automatic choice
-(engine, decoder) and the reason for it - what run.json's ``"resolved"`` section records.
+(engine and its artifact, decoder) and the reason for it - what run.json's ``"resolved"`` section records.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lib_deepfake.pipeline.config import ScanConfig
+from lib_deepfake.pipeline.engine_choice import EngineChoice, choose_engine
 
 if TYPE_CHECKING:
     from lib_deepfake.engines.base import Engine
@@ -23,16 +25,19 @@ class Components:
     resolved: dict[str, Any]
 
 
-def resolve_choices(config: ScanConfig) -> dict[str, Any]:
-    """Engine and decoder names with the reason for each (no heavy import)."""
-    from lib_deepfake._optional import is_installed
-    from lib_deepfake.engines import engine_for_artifact
+def resolve_choices(config: ScanConfig, *, engine_given: bool = False) -> dict[str, Any]:
+    """Engine (with its artifact and options) and decoder, with the reason for each.
 
-    if config.engine == "auto":
-        engine = engine_for_artifact(config.model)
-        engine_why = f"auto: {config.model.suffix.lower()} artifacts run on {engine}"
+    ``engine="auto"`` with a checkpoint on a CPU probes the engines here (:func:`choose_engine`); ``engine_given``
+    (a ready-made engine, as tests and benchmarks pass one) skips that.
+    """
+    from lib_deepfake._optional import is_installed
+
+    if engine_given:
+        choice = EngineChoice(config.engine, config.model, "given (a ready-made engine)")
     else:
-        engine, engine_why = config.engine, "explicit (--engine)"
+        choice = choose_engine(config)
+    resolved = choice.resolved()
     if config.decoder == "auto":
         if config.on_cuda and is_installed("nvidia.dali"):
             decoder, decoder_why = "dali", "auto: CUDA device and DALI installed (NVDEC)"
@@ -41,7 +46,7 @@ def resolve_choices(config: ScanConfig) -> dict[str, Any]:
             decoder_why = "auto: " + ("DALI not installed" if config.on_cuda else "CPU device") + ", PyAV (libavcodec)"
     else:
         decoder, decoder_why = config.decoder, "explicit (--decoder)"
-    return {"engine": engine, "engine_choice": engine_why, "decoder": decoder, "decoder_choice": decoder_why}
+    return {**resolved, "decoder": decoder, "decoder_choice": decoder_why}
 
 
 def load_components(config: ScanConfig, *, engine: Engine | None = None,
@@ -52,14 +57,14 @@ def load_components(config: ScanConfig, *, engine: Engine | None = None,
     Raises:
         LibDeepfakeError subclasses: unknown engine, missing runtime, unreadable artifact, missing GPU provider.
     """
-    resolved = resolve_choices(config)
+    resolved = resolve_choices(config, engine_given=engine is not None)
     if resolved["decoder"] == "dali":
         from lib_deepfake._optional import require
 
         # Fail before the first file: a missing DALI is a broken setup, not one bad file per row.
         require("nvidia.dali", purpose="decoding video with DALI (--decoder dali); use --decoder pyav")
     if engine is None:
-        engine = _create_engine(config, resolved["engine"])
+        engine = _create_engine(config, resolved)
     if detector is None:
         from lib_deepfake.faces.registry import create_detector
 
@@ -84,11 +89,12 @@ def load_components(config: ScanConfig, *, engine: Engine | None = None,
     return Components(engine, detector, resolved)
 
 
-def _create_engine(config: ScanConfig, name: str) -> Engine:
+def _create_engine(config: ScanConfig, resolved: dict[str, Any]) -> Engine:
     import torch
 
     from lib_deepfake.engines import create_engine
 
+    name = resolved["engine"]
     opts: dict[str, Any] = {"device": config.device}
     if name == "onnxrt":
         opts["threads"] = config.threads if not config.on_cuda else None
@@ -97,7 +103,11 @@ def _create_engine(config: ScanConfig, name: str) -> Engine:
         opts["spin"] = False if not config.on_cuda else None
     if name == "torch" and not config.on_cuda:
         torch.set_num_threads(config.resolved_threads())
-    engine = create_engine(name, config.model, **opts)
+    if name == "openvino" and not config.on_cuda:
+        opts["threads"] = config.threads
+    # auto's probe settled precision/threads for its choice: they win over the scan-wide defaults above.
+    opts.update(resolved.get("engine_options") or {})
+    engine = create_engine(name, Path(resolved.get("engine_artifact") or config.model), **opts)
     engine.load()
     return engine
 

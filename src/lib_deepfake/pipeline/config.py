@@ -24,15 +24,19 @@ import json
 import os
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from lib_deepfake.engines.registry import list_engines
 from lib_deepfake.errors import ContractError
 from lib_deepfake.faces.base import DetectorConfig
 from lib_deepfake.video.sampling import DEFAULT_NUM_FRAMES
 
+if TYPE_CHECKING:
+    from lib_deepfake.pipeline.engine_choice import EngineChoice
+
 AGGREGATIONS = ("identity-max", "mean", "topk")
 DECODER_CHOICES = ("auto", "pyav", "dali")
-ENGINE_CHOICES = ("auto", "torch", "onnxrt", "trt")
+ENGINE_CHOICES = ("auto", *list_engines())
 
 #: The sampling plan of a scan: the field's protocol, evenly spaced frames.
 DEFAULT_PLAN = f"uniform:{DEFAULT_NUM_FRAMES}"
@@ -135,7 +139,9 @@ class ScanConfig:
 
     Attributes:
         model: classifier artifact: a checkpoint (.pth/.pt), an ONNX model (.onnx) or a TensorRT plan (.plan).
-        engine: "auto" (from the artifact suffix), "torch", "onnxrt" or "trt".
+        engine: a registered engine ("torch", "onnxrt", "trt", "openvino", "aoti") or "auto": on a CPU with a
+            checkpoint, the fastest engine and precision whose accuracy gate passes (probed at the start,
+            :mod:`~lib_deepfake.pipeline.engine_choice`); otherwise the engine of the artifact's suffix.
         device: "cpu" or "cuda[:N]" for the detector, crops and classifier.
         threshold: verdict "fake" when score >= threshold; None: the model's calibrated threshold (its model card),
             else 0.5 (settled before a scan by :func:`~lib_deepfake.pipeline.scan_threshold.resolve_scan_threshold`).
@@ -157,6 +163,10 @@ class ScanConfig:
         report: write report.html at the end.
         thumbnails: highest-scoring face crops kept per video for the report.
         allow_cpu_fallback: ONNX Runtime / detector: run on CPU when the GPU provider is missing (recorded).
+        candidates: other artifacts of ``model`` that ``engine="auto"`` may choose (default: those beside the
+            checkpoint whose manifest names it).
+        engine_pin: an engine already chosen (:func:`~lib_deepfake.pipeline.engine_choice.pin_engine`): used as
+            it is, nothing is probed (what a Ray driver hands its workers).
         decode: how files are decoded (flat names: plan, decoder, timeout_s, max_pixels, max_analysis_side,
             max_frame_bytes, allow_truncated).
         detection: the face detector's settings (flat names: detector_threshold, detector_max_side, detect_batch);
@@ -183,6 +193,8 @@ class ScanConfig:
     report: bool = True
     thumbnails: int = 4
     allow_cpu_fallback: bool = False
+    candidates: tuple[Path, ...] = ()
+    engine_pin: EngineChoice | None = None
     decode: DecodeSettings = field(default_factory=DecodeSettings)
     detection: DetectorConfig = field(default_factory=DetectorConfig)
 
@@ -215,13 +227,14 @@ class ScanConfig:
                 put(self, name, settings.get(name, f.default))
         if self.detector_model is not None:
             put(self, "detector_model", Path(self.detector_model))
+        put(self, "candidates", tuple(Path(p) for p in self.candidates or ()))
         put(self, "decode", replace(decode or DecodeSettings(), **nested["decode"]))
         put(self, "detection", replace(detection or DetectorConfig(), **nested["detection"]))
         self._validate()
 
     def _validate(self) -> None:
-        if self.engine not in ENGINE_CHOICES:
-            raise ContractError(f"engine must be one of {', '.join(ENGINE_CHOICES)}, got {self.engine!r}")
+        if self.engine != "auto" and self.engine not in list_engines():
+            raise ContractError(f"engine must be auto or one of {', '.join(list_engines())}, got {self.engine!r}")
         if not (self.device == "cpu" or self.device == "cuda" or self.device.startswith("cuda:")):
             raise ContractError(f"device must be cpu, cuda or cuda:N, got {self.device!r}")
         if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
@@ -283,6 +296,8 @@ class ScanConfig:
         d = {k: getattr(self, k) for k in _RUN_JSON_KEYS}
         d["model"] = str(self.model)
         d["detector_model"] = str(self.detector_model) if self.detector_model is not None else None
+        if self.candidates:  # only then: run.json of other scans keeps the keys of earlier versions
+            d["candidates"] = [str(p) for p in self.candidates]
         return d
 
     def fingerprint(self) -> str:

@@ -20,18 +20,19 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from lib_deepfake._optional import require
+from lib_deepfake.cache import CACHE_ENV, cache_root
 from lib_deepfake.errors import LibDeepfakeError
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "CACHE_ENV",
     "FaceCropSet",
     "cache_dir",
     "crop_files",
@@ -42,7 +43,6 @@ __all__ = [
     "read_crops",
 ]
 
-CACHE_ENV = "LIB_DEEPFAKE_CACHE"
 FORMAT_VERSION = 1
 # (dx, dy, scale) of the box, relative to its size: where a different detector or frame would put it
 _JITTERS = ((0.0, 0.0, 1.0), (0.04, -0.03, 1.06), (-0.05, 0.02, 0.95), (0.02, 0.05, 1.1))
@@ -77,11 +77,8 @@ class FaceCropSet:
 
 
 def cache_dir() -> Path:
-    """``$LIB_DEEPFAKE_CACHE``, else ``$XDG_CACHE_HOME/lib-deepfake``, else ``~/.cache/lib-deepfake``."""
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV])
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "lib-deepfake"
+    """The library's cache root (:func:`lib_deepfake.cache.cache_root`), where the crop sets are kept."""
+    return cache_root()
 
 
 def _code_key() -> str:

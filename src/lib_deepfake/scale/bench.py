@@ -102,9 +102,9 @@ def run_ray_bench(cfg: RayBenchConfig, out: Path) -> dict[str, Any]:
         _portrait_clip(tmp / "videos" / f"v{i:04d}.mp4", cfg.frames, (w, h), i)
     corpus_s = time.perf_counter() - t0
     model = write_test_checkpoint(tmp / "model.pth", backbone=cfg.backbone, size=cfg.size, width_mult=cfg.width)
-    config = ScanConfig(model=model, device=cfg.device, plan=cfg.plan, detector=cfg.detector, threads=cfg.threads,
-                        workers=cfg.decode_workers, allow_cpu_fallback=cfg.allow_cpu_fallback, thumbnails=1,
-                        batch_size=cfg.batch_size)  # fmt: skip
+    config = ScanConfig(model=model, engine="torch", device=cfg.device, plan=cfg.plan, detector=cfg.detector,
+                        threads=cfg.threads, workers=cfg.decode_workers, allow_cpu_fallback=cfg.allow_cpu_fallback,
+                        thumbnails=1, batch_size=cfg.batch_size)  # fmt: skip
     local_first: list[float] = []
 
     def on_local(row: dict[str, Any], done: int, total: int) -> None:

@@ -132,6 +132,7 @@ def scan_with_ray(
         InputError, OutputError: as a local scan.
     """
     from lib_deepfake.pipeline.components import resolve_choices
+    from lib_deepfake.pipeline.engine_choice import choose_engine, pin_engine
 
     ray_info: dict[str, Any] = {"address": address, "workers_seen": []}
     crash_stats: dict[str, Any] = {}
@@ -145,6 +146,8 @@ def scan_with_ray(
                      on_outcome=on_outcome, discover=discover_inputs, dedupe=dedupe,
                      cache=cache) as session:  # fmt: skip
         config = session.config  # the threshold settled (None: the model card's), as the workers need it
+        # The engine is chosen once, here (auto may probe): every worker runs that one and none probes again.
+        config = pin_engine(config, choose_engine(config))
         session.start(resolve_choices(config), details=details, ray=ray_info)
         todo = list(session.todo())
         failure: RayScanError | None = None

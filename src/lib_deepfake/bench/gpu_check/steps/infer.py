@@ -143,21 +143,42 @@ def _comparison_runs(ctx: dict[str, Any], profile: Profile, model: Path) -> tupl
             skipped.append(check("lib-infer onnxrt (CPU stand-in)", "skip", "no exported ONNX or onnxruntime"))
         skipped.append(check("lib-infer on cuda", "skip", "dry run: no GPU"))
         return compare, skipped
+    # No --allow-cpu-fallback anywhere: a GPU scan whose detector or classifier quietly ran on the CPU must fail
+    # (placement_problems), not pass on the CPU's numbers.
     for decoder, tol in (("pyav", 0.02), ("dali", 0.05)):
         if decoder == "dali" and not (has("nvidia.dali") and find_nvcuvid()["ok"]):
-            skipped.append(check("lib-infer cuda + DALI decoder", "skip", "DALI or libnvcuvid missing"))
+            # The GPU scan decodes with DALI (NVDEC): a machine without it cannot pass this check.
+            skipped.append(check("lib-infer cuda + DALI decoder", "fail", "DALI or libnvcuvid missing: the GPU scan "
+                                 "decodes with DALI (install nvidia-dali-cuda130; NVDEC needs the driver's "
+                                 "libnvcuvid)"))  # fmt: skip
             continue
-        extra = ["--device", "cuda", "--engine", "torch", "--decoder", decoder, "--allow-cpu-fallback"]
+        extra = ["--device", "cuda", "--engine", "torch", "--decoder", decoder]
         compare.append((f"cuda-torch-{decoder}", model, extra, tol))
     # Artifacts the engines step made (FP16 ONNX for the CUDA provider, a TensorRT plan), when it made them.
     for suffix, engine, ok_key in ((".fp16.onnx", "onnxrt", "ort_cuda_ok"), (".fp16.plan", "trt", "trt_ok")):
         found = artifacts / f"{model.stem}{suffix}"
         if found.is_file() and ctx.get(ok_key):
-            extra = ["--device", "cuda", "--engine", engine, "--decoder", "pyav"]
-            if engine == "trt":
-                extra.append("--allow-cpu-fallback")  # for the detector when onnxruntime-gpu is missing
-            compare.append((f"cuda-{engine}-fp16", found, extra, 0.03))
+            compare.append((f"cuda-{engine}-fp16", found, ["--device", "cuda", "--engine", engine, "--decoder", "pyav"],
+                            0.03))  # fmt: skip
     return compare, skipped
+
+
+def placement_problems(resolved: dict[str, Any], args: list[str]) -> list[str]:
+    """Where a scan asked for the GPU (``--device cuda``) but a stage ran elsewhere, from run.json's ``resolved``:
+    the decoder must be the one asked for (``--decoder``), a CenterFace detector must run on ONNX Runtime's CUDA
+    provider, and the classifier on CUDA (not ONNX Runtime's CPU provider). Empty for CPU scans (pure)."""
+    asked = dict(zip(args[::2], args[1::2], strict=False))
+    if not asked.get("--device", "cpu").startswith("cuda"):
+        return []
+    problems = []
+    if "--decoder" in asked and resolved.get("decoder") != asked["--decoder"]:
+        problems.append(f"decoder {resolved.get('decoder')} (asked {asked['--decoder']})")
+    if resolved.get("detector") == "centerface" and resolved.get("detector_provider") != "CUDAExecutionProvider":
+        problems.append(f"detector on {resolved.get('detector_provider')} (asked CUDAExecutionProvider)")
+    device, provider = str(resolved.get("device") or ""), resolved.get("provider")
+    if not device.startswith("cuda") or provider in (None, "CPUExecutionProvider"):
+        problems.append(f"classifier on {provider} (device {device or '?'}; asked CUDA)")
+    return problems
 
 
 def _comparison_check(label: str, ref: dict[str, Any], got: dict[str, Any], tol: float) -> dict[str, Any]:
@@ -169,6 +190,10 @@ def _comparison_check(label: str, ref: dict[str, Any], got: dict[str, Any], tol:
     res = got["resolved"]
     where = f"engine {res.get('engine_label')}, decoder {res.get('decoder')}, provider {res.get('provider')}"
     worst = cmp["max_abs_score_diff"]
+    misplaced = placement_problems(res, got["args"])
+    got["placement_problems"] = misplaced
+    if misplaced:
+        return check(f"lib-infer {label} vs cpu", "fail", "ran off the GPU: " + "; ".join(misplaced) + f"; {where}")
     return check(
         f"lib-infer {label} vs cpu",
         "pass" if cmp["ok"] else "fail",
