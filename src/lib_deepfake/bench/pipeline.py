@@ -83,7 +83,7 @@ def plan_rows(fp32_model: Path, *, best_model: Path | None = None, best_engine: 
         rows.append(base)
     shortcuts: list[tuple[str, str, dict[str, Any]]] = []
     if detect_every > 1:
-        shortcuts.append((f"detect-every-{detect_every}", f"the detector on every {detect_every}th sampled frame "
+        shortcuts.append((f"detect-every-{detect_every}", f"the detector on one sampled frame in {detect_every} "
                           "(boxes interpolated where the two ends agree)", {"detect_every": detect_every}))  # fmt: skip
     if detector_max_side is not None and detector_max_side != _DEFAULT_DETECTOR_SIDE:
         shortcuts.append((f"detector-{detector_max_side}", f"detector input long side {detector_max_side} px",

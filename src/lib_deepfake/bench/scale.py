@@ -110,7 +110,8 @@ def browser_load_ms(page: Path) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as profile:
         cmd = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-               f"--user-data-dir={profile}", "--virtual-time-budget=5000", "--dump-dom", page.as_uri()]  # fmt: skip
+               f"--user-data-dir={profile}", "--virtual-time-budget=5000", "--dump-dom",
+               page.resolve().as_uri()]  # fmt: skip
         t0 = time.perf_counter()
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
         wall = time.perf_counter() - t0

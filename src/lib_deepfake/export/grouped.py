@@ -16,11 +16,15 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from lib_deepfake.errors import LibDeepfakeError
+
+if TYPE_CHECKING:
+    from lib_deepfake.model.lib import LIBNet
 
 _STATELESS = (nn.ReLU, nn.MaxPool2d, nn.AdaptiveAvgPool2d, nn.Identity, nn.Flatten, nn.Dropout)
 
@@ -30,8 +34,10 @@ def _fuse_conv(convs: list[nn.Conv2d], shared_input: bool) -> nn.Conv2d:
     n = len(convs)
     groups = first.groups if shared_input else first.groups * n
     in_channels = first.in_channels if shared_input else first.in_channels * n
-    fused = nn.Conv2d(in_channels, first.out_channels * n, first.kernel_size, first.stride, first.padding,
-                      first.dilation, groups, bias=first.bias is not None, padding_mode=first.padding_mode)  # fmt: skip
+    # Conv2d's attributes are typed as tuples of any length; a 2-D convolution's are pairs.
+    kernel, stride, padding, dilation = first.kernel_size, first.stride, first.padding, first.dilation
+    fused = nn.Conv2d(in_channels, first.out_channels * n, kernel, stride, padding, dilation,  # type: ignore[arg-type]
+                      groups, bias=first.bias is not None, padding_mode=first.padding_mode)  # fmt: skip
     with torch.no_grad():
         fused.weight.copy_(torch.cat([c.weight for c in convs], dim=0))
         if first.bias is not None:
@@ -87,7 +93,7 @@ def fuse_modules(modules: list[nn.Module], shared_input: str | None = None, pref
 class GroupedLIB(nn.Module):
     """The prediction path of a LIB network with its backbones fused (``fused_logits`` like :class:`LIBNet`)."""
 
-    def __init__(self, net: nn.Module) -> None:
+    def __init__(self, net: LIBNet) -> None:
         super().__init__()
         if net.config.backbone not in ("resnet34",):
             raise LibDeepfakeError(f"grouped backbones support ResNet backbones, not {net.config.backbone}")
