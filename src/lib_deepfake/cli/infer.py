@@ -323,7 +323,10 @@ def main(inputs: tuple[str, ...], out_dir: Path, resume: bool, overwrite: bool, 
 def _print_summary(summary: dict[str, Any], header: dict[str, Any], out_dir: Path) -> None:
     res = header.get("resolved", {})
     st, vd = summary["status"], summary["verdicts"]
-    click.echo(f"engine: {res.get('engine_label')} [{res.get('engine_choice')}]; provider: {res.get('provider')}")
+    why = str(res.get("engine_choice"))
+    if res.get("engine_selection") and "). " in why:  # auto's reason goes on to list rejected candidates
+        why = why.split("). ", 1)[0] + "); every probe is in run.json"
+    click.echo(f"engine: {res.get('engine_label')} [{why}]; provider: {res.get('provider')}")
     click.echo(f"decoder: {res.get('decoder')} [{res.get('decoder_choice')}]; device: {res.get('device')}; "
                f"detector: {res.get('detector')} on {res.get('detector_provider')}")  # fmt: skip
     click.echo(f"aggregation: {header.get('aggregation_rule')}")
