@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from tests.helpers.media import make_clip, write_audio_only
 
 from lib_deepfake.errors import LibDeepfakeError, VideoError
@@ -94,6 +95,16 @@ def test_truncated_files_can_be_decoded_on_request(bad):
     assert 0 < len(batch) < 40
     batch = read_frames(bad["cut_mkv"], "all", allow_truncated=True)
     assert 0 < len(batch) < 40
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_cut_indexed_mp4_decodes_the_same_with_any_thread_count(bad, threads):
+    """The index at the front promises frames the cut removed: a single-threaded decoder reports the cut packet (it
+    used to fail the file), a frame-threaded one drops it; both must give the frames before the cut."""
+    auto = read_frames(bad["cut_faststart"], "uniform:8", allow_truncated=True)
+    got = read_frames(bad["cut_faststart"], "uniform:8", allow_truncated=True, threads=threads)
+    assert 0 < len(got) < 8 and got.indices.tolist() == auto.indices.tolist()
+    assert torch.equal(got.frames, auto.frames)
 
 
 def test_one_frame_video(bad):

@@ -132,8 +132,10 @@ def index_container(container: Any, stream: Any, path: str | Path, deadline: Dea
     return VideoIndex(pts=pts, times_s=times, is_key=keys, time_base=tb, truncated=truncated)
 
 
-def check_complete(info: VideoInfo, index: VideoIndex, path: str | Path, *, allow_truncated: bool = False) -> None:
-    """Raise :class:`CorruptVideoError` when the file holds fewer frames than its header promises.
+def check_complete(info: VideoInfo, index: VideoIndex, path: str | Path, *,
+                   allow_truncated: bool = False) -> str | None:  # fmt: skip
+    """Raise :class:`CorruptVideoError` when the file holds fewer frames than its header promises; with
+    ``allow_truncated``, return why it is truncated instead (None: complete).
 
     Evidence used: demuxing stopped on an error, the header's exact frame count (``nb_frames``) exceeds the
     packets found, or the stream-level duration is more than 5 % + 2 frames longer than the last frame's time.
@@ -152,10 +154,10 @@ def check_complete(info: VideoInfo, index: VideoIndex, path: str | Path, *, allo
         if present + 2.0 / info.fps < 0.95 * info.duration_s:
             reason = f"the header says {info.duration_s:.2f} s but frames end at {present:.2f} s"
     if reason is None:
-        return
+        return None
     if allow_truncated:
         logger.warning("%s: truncated video (%s); decoding the %d frames present", path, reason, index.frame_count)
-        return
+        return reason
     raise CorruptVideoError(f"truncated video: {reason} (allow_truncated=True decodes the rest)", path)
 
 

@@ -70,7 +70,8 @@ class PyAVSource(SourceBase):
             self._info = probe_container(self._container, self._stream, self.path, max_pixels=max_pixels,
                                          deadline=deadline)  # fmt: skip
             self._index = index_container(self._container, self._stream, self.path, deadline)
-            check_complete(self._info, self._index, self.path, allow_truncated=allow_truncated)
+            # A truncated file (allowed) may end inside a packet: decoding stops there (see _decode_segment).
+            self._truncated = check_complete(self._info, self._index, self.path, allow_truncated=allow_truncated)
         except BaseException:
             self._container.close()
             raise
@@ -163,30 +164,41 @@ class PyAVSource(SourceBase):
             return None
 
         drained = False
-        for packet in self._container.demux(self._stream):
-            deadline.check()
-            if packet.size == 0:  # end of stream: this empty packet drains the decoder
-                ctx.skip_frame = "DEFAULT"
+        try:
+            for packet in self._container.demux(self._stream):
+                deadline.check()
+                if packet.size == 0:  # end of stream: this empty packet drains the decoder
+                    ctx.skip_frame = "DEFAULT"
+                    for frame in packet.decode():
+                        if (out := take(frame)) is not None:
+                            yield out
+                    drained = True
+                    break
+                stats.packets_read += 1
+                ppts = None if packet.pts is None else int(packet.pts)
+                ctx.skip_frame = "DEFAULT" if (ppts is None or ppts in want_pts) else "NONREF"
+                unsent.discard(ppts)  # type: ignore[arg-type]
                 for frame in packet.decode():
                     if (out := take(frame)) is not None:
                         yield out
-                drained = True
-                break
-            stats.packets_read += 1
-            ppts = None if packet.pts is None else int(packet.pts)
-            ctx.skip_frame = "DEFAULT" if (ppts is None or ppts in want_pts) else "NONREF"
-            unsent.discard(ppts)  # type: ignore[arg-type]
-            for frame in packet.decode():
-                if (out := take(frame)) is not None:
-                    yield out
-            if not pending or not unsent:
-                break
-        if pending and not drained:
+                if not pending or not unsent:
+                    break
+            if pending and not drained:
+                ctx.skip_frame = "DEFAULT"
+                for frame in ctx.decode(None):
+                    deadline.check()
+                    if (out := take(frame)) is not None:
+                        yield out
+        except Exception as exc:  # noqa: BLE001 - only libav's errors on a file known to be cut short are absorbed
+            if not (self._truncated and _is_libav_error(exc)):
+                raise
+            # The file ends inside a packet (its index promised more): whatever was not decoded is missing. A
+            # single-threaded decoder reports the cut packet; a frame-threaded one drops it silently.
+            logger.warning("%s: decoding stopped at the cut (%s); %d wanted frame(s) missing", self.path,
+                           str(exc).splitlines()[0], len(pending))  # fmt: skip
             ctx.skip_frame = "DEFAULT"
-            for frame in ctx.decode(None):
-                deadline.check()
-                if (out := take(frame)) is not None:
-                    yield out
+            stats.missing.extend(pending)
+            return
         ctx.skip_frame = "DEFAULT"
         stats.missing.extend(pending)
 
@@ -200,6 +212,12 @@ class PyAVSource(SourceBase):
         if rot:
             rgb = np.ascontiguousarray(np.rot90(rgb, k=rot // 90))
         return Frame(image=torch.from_numpy(rgb), index=idx, time_s=float(self._index.times_s[idx]))
+
+
+def _is_libav_error(exc: BaseException) -> bool:
+    import av
+
+    return isinstance(exc, av.FFmpegError)
 
 
 def plan_segments(wanted: list[int], index: VideoIndex) -> list[list[int]]:
