@@ -49,6 +49,7 @@ def test_auto_with_a_checkpoint_on_cpu_probes_and_says_why(model):
     assert choice.artifact == (ckpt if choice.engine == "torch" else onnx)
     record = choice.selection
     assert record["artifacts"] == [str(onnx)] and record["artifacts_from"] == "found beside the checkpoint"
+    assert record["probe_s"] > 0  # what choosing cost the scan's start
     assert {(p["engine"], p["precision"]) for p in record["probes"]} >= {("torch", "fp32"), ("onnxrt", "fp32")}
     assert "threads" not in choice.options  # threads follow the scan, not the probe
     resolved = json.loads(json.dumps(choice.resolved()))

@@ -18,6 +18,7 @@ A driver that fans a scan out to workers (Ray) resolves once and hands the worke
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -87,9 +88,11 @@ def _probe_cpu(config: ScanConfig) -> EngineChoice:
     others = list(config.candidates) if given else sibling_artifacts(config.model)
     logger.info("--engine auto: probing the CPU candidates of %s (%s)", config.model.name,
                 ", ".join(p.name for p in others) or "the checkpoint only")  # fmt: skip
+    t0 = time.perf_counter()
     selection = select_engine([config.model, *others], batch=config.batch_size, threads=config.resolved_threads())
     found = "given with --candidate" if given else "found beside the checkpoint"
-    record = {**selection.to_dict(), "artifacts": [str(p) for p in others], "artifacts_from": found}
+    record = {**selection.to_dict(), "artifacts": [str(p) for p in others], "artifacts_from": found,
+              "probe_s": round(time.perf_counter() - t0, 2)}  # fmt: skip
     # Only what defines the choice (the precision) is kept: threads follow the scan (and each Ray worker's share).
     options = {k: v for k, v in selection.options.items() if k != "threads"}
     return EngineChoice(selection.engine, selection.artifact, f"auto: {selection.reason}", options, record)
