@@ -11,29 +11,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
 
 def main() -> None:
-    import torch
-
     from lib_deepfake.bench.engine_artifacts import calibration_folder
     from lib_deepfake.bench.machine import describe_machine, machine_info
-    from lib_deepfake.bench.protocol import (
-        BenchProtocol,
-        format_ratio,
-        interleaved,
-        mark,
-        markdown_line,
-        ratio_stats,
-    )
-    from lib_deepfake.engines.parity import compare_outputs, run_batched
-    from lib_deepfake.engines.registry import create_engine
+    from lib_deepfake.bench.protocol import BenchProtocol, format_ratio, mark, markdown_line, ratio_stats, use_protocol
+    from lib_deepfake.bench.side_by_side import Side, median, reference_on_face_crops, time_side_by_side
     from lib_deepfake.export.onnx_export import export_onnx
     from lib_deepfake.export.openvino_int8 import quantize_openvino
     from lib_deepfake.export.quantize import quantize_int8
-    from lib_deepfake.prep.face_crops import face_crop_set
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("checkpoint", type=Path)
@@ -52,39 +40,19 @@ def main() -> None:
     onnx = work / f"{stem}.onnx"
     if not onnx.is_file():
         export_onnx(args.checkpoint, onnx)
-    with create_engine("torch", args.checkpoint) as ref:
-        size = ref.input_size
-        faces = torch.from_numpy(face_crop_set(size).copy())
-        reference = run_batched(ref, faces, args.batch)
+    faces, reference = reference_on_face_crops(args.checkpoint, args.batch)
     # Both calibrate on the same face crops (the bundled set written as PNGs), as lib-bench engines does.
-    folder, calibration = calibration_folder(None, work, size)
+    folder, calibration = calibration_folder(None, work, int(faces.shape[1]))
     artifacts = {"nncf": work / f"{stem}.int8.xml", "qdq": work / f"{stem}.int8.onnx"}
     if not artifacts["nncf"].is_file():
         quantize_openvino(onnx, artifacts["nncf"], calibration=folder, check_parity=False)
     if not artifacts["qdq"].is_file():
         quantize_int8(onnx, artifacts["qdq"], calibration=folder, check_parity=False)
-    timed = faces.repeat((args.batch // faces.shape[0]) + 1, 1, 1, 1)[: args.batch].contiguous()
-    engines, parity = {}, {}
-    for name, artifact in artifacts.items():
-        eng = create_engine("openvino", artifact, precision="int8", threads=args.threads,
-                            cache_dir=work / "openvino-cache")  # fmt: skip
-        eng.load()
-        eng.validate_inputs = False
-        parity[name] = compare_outputs(reference, run_batched(eng, faces, args.batch), "int8",
-                                       engine="openvino").to_dict()  # fmt: skip
-        eng.infer(timed)
-        engines[name] = eng
-    rates: dict[str, list[float]] = {name: [] for name in engines}
-    run = BenchProtocol(quiet_wait_s=args.quiet_wait_s).start(print)
-    for i in range(args.rounds):
-        for name in interleaved(list(engines), i):
-            t0 = time.perf_counter()
-            for _ in range(args.calls):
-                engines[name].infer(timed)
-            rates[name].append(args.batch * args.calls / (time.perf_counter() - t0))
-    record = run.finish()
-    for eng in engines.values():
-        eng.close()
+    options = {"precision": "int8", "threads": args.threads, "cache_dir": work / "openvino-cache"}
+    sides = {name: Side("openvino", artifact, "int8", options) for name, artifact in artifacts.items()}
+    with use_protocol(BenchProtocol(quiet_wait_s=args.quiet_wait_s)):
+        rates, parity, record = time_side_by_side(sides, faces, reference, batch=args.batch, rounds=args.rounds,
+                                                  calls=args.calls, say=print)  # fmt: skip
     stats = ratio_stats(rates["nncf"], rates["qdq"])
     result = mark({"benchmark": "openvino-int8-nncf-vs-qdq", "machine": machine_info("cpu"),
                    "checkpoint": str(args.checkpoint), "calibration": calibration, "batch": args.batch,
@@ -92,7 +60,7 @@ def main() -> None:
                    "nncf_vs_qdq": stats, "parity": parity}, record)  # fmt: skip
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=2, default=str))
-    med = {k: sorted(v)[len(v) // 2] for k, v in rates.items()}
+    med = {k: median(v) for k, v in rates.items()}
     lines = [f"# OpenVINO INT8: NNCF IR vs the QDQ ONNX ({describe_machine(result['machine'])})", "",
              markdown_line(record), "", f"Checkpoint {args.checkpoint.name}; both calibrated on {calibration}; batch "
              f"{args.batch}, {args.rounds} interleaved rounds of {args.calls} calls.", "",

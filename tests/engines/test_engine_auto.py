@@ -41,6 +41,8 @@ def test_choose_takes_the_fastest_that_passed():
     assert "openvino int8 failed parity: faces: mean |dlogit| 0.9 > 0.25" in sel.reason
     assert "onnxrt int8 error: cannot load" in sel.reason and "torch bf16: the CPU has no bf16" in sel.reason
     assert [p["passed"] for p in sel.probes] == [True, True, False, False]
+    assert sel.reason.startswith(sel.headline) and sel.headline.endswith("4 candidates passed)")
+    assert "Rejected" not in sel.headline and sel.to_dict()["headline"] == sel.headline
     json.dumps(sel.to_dict())
 
 

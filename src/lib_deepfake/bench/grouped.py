@@ -28,15 +28,11 @@ def run_grouped_bench(checkpoint: Path, *, pairs: list[tuple[str, str]], batch: 
                       calls: int = 3, threads: int | None = None, work_dir: Path = Path("bench/artifacts"),
                       progress: Callable[[str], None] | None = None) -> dict[str, Any]:  # fmt: skip
     """Export both graphs (reused from ``work_dir`` when present), check parity, time them; the result dict."""
-    import torch
-
     from lib_deepfake.bench.machine import machine_info
-    from lib_deepfake.bench.protocol import current_protocol, interleaved, mark, ratio_stats
-    from lib_deepfake.engines.parity import compare_outputs, run_batched
-    from lib_deepfake.engines.registry import create_engine
+    from lib_deepfake.bench.protocol import mark, ratio_stats
+    from lib_deepfake.bench.side_by_side import Side, median, reference_on_face_crops, time_side_by_side
     from lib_deepfake.export.grouped import export_grouped_onnx
     from lib_deepfake.export.onnx_export import export_onnx
-    from lib_deepfake.prep.face_crops import face_crop_set
 
     say = progress or (lambda msg: None)
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -50,46 +46,21 @@ def run_grouped_bench(checkpoint: Path, *, pairs: list[tuple[str, str]], batch: 
         say("exporting the grouped ONNX")
         export_grouped_onnx(checkpoint, graphs["grouped"])
     export_s = time.perf_counter() - t0
-    with create_engine("torch", checkpoint) as ref:
-        faces = torch.from_numpy(face_crop_set(ref.input_size).copy())
-        reference = run_batched(ref, faces, batch)
-    timed = faces.repeat((batch // faces.shape[0]) + 1, 1, 1, 1)[:batch].contiguous()
-    engines: dict[tuple[str, str, str], Any] = {}
-    parity: dict[str, dict[str, Any]] = {}
-    for engine, precision in pairs:
-        for variant, artifact in graphs.items():
-            say(f"loading {engine} {precision} {variant}")
-            eng = create_engine(engine, artifact, device="cpu", **_engine_options(engine, precision, threads, work_dir))
-            eng.load()
-            eng.validate_inputs = False
-            got = run_batched(eng, faces, batch)
-            parity[f"{engine} {precision} {variant}"] = compare_outputs(reference, got, precision,
-                                                                        engine=engine).to_dict()  # fmt: skip
-            eng.infer(timed)  # warm-up: first-call allocations and kernel choices
-            engines[(engine, precision, variant)] = eng
-    run = current_protocol().start(say)
-    rates: dict[tuple[str, str, str], list[float]] = {key: [] for key in engines}
-    try:
-        for i in range(rounds):
-            for key in interleaved(list(engines), i):
-                start = time.perf_counter()
-                for _ in range(calls):
-                    engines[key].infer(timed)
-                rates[key].append(batch * calls / (time.perf_counter() - start))
-    finally:
-        for eng in engines.values():
-            eng.close()
-    record = run.finish()
+    faces, reference = reference_on_face_crops(checkpoint, batch)
+    sides = {f"{engine} {precision} {variant}": Side(engine, artifact, precision,
+                                                     _engine_options(engine, precision, threads, work_dir))
+             for engine, precision in pairs for variant, artifact in graphs.items()}  # fmt: skip
+    rates, parity, record = time_side_by_side(sides, faces, reference, batch=batch, rounds=rounds, calls=calls, say=say)
     rows = []
     for engine, precision in pairs:
-        ordinary, grouped = rates[(engine, precision, "ordinary")], rates[(engine, precision, "grouped")]
+        ordinary, grouped = rates[f"{engine} {precision} ordinary"], rates[f"{engine} {precision} grouped"]
         stats = ratio_stats(grouped, ordinary)
         p_ord = parity[f"{engine} {precision} ordinary"]
         p_grp = parity[f"{engine} {precision} grouped"]
         equal_parity = bool(p_ord["passed"]) and bool(p_grp["passed"])
         rows.append({"engine": engine, "precision": precision, "batch": batch,
-                     "ordinary_faces_per_s": round(sorted(ordinary)[len(ordinary) // 2], 2),
-                     "grouped_faces_per_s": round(sorted(grouped)[len(grouped) // 2], 2),
+                     "ordinary_faces_per_s": round(median(ordinary), 2),
+                     "grouped_faces_per_s": round(median(grouped), 2),
                      "grouped_vs_ordinary": stats, "parity_ordinary": p_ord, "parity_grouped": p_grp,
                      "keep_grouped": equal_parity and (stats.get("min") or 0) > 1.0})  # fmt: skip
     result = {"benchmark": "grouped-backbones", "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -324,8 +324,9 @@ def _print_summary(summary: dict[str, Any], header: dict[str, Any], out_dir: Pat
     res = header.get("resolved", {})
     st, vd = summary["status"], summary["verdicts"]
     why = str(res.get("engine_choice"))
-    if res.get("engine_selection") and "). " in why:  # auto's reason goes on to list rejected candidates
-        why = why.split("). ", 1)[0] + "); every probe is in run.json"
+    headline = (res.get("engine_selection") or {}).get("headline")
+    if headline:  # auto's whole reason goes on to list every rejected candidate: run.json has it
+        why = f"auto: {headline}; every probe is in run.json"
     click.echo(f"engine: {res.get('engine_label')} [{why}]; provider: {res.get('provider')}")
     click.echo(f"decoder: {res.get('decoder')} [{res.get('decoder_choice')}]; device: {res.get('device')}; "
                f"detector: {res.get('detector')} on {res.get('detector_provider')}")  # fmt: skip

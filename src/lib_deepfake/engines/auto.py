@@ -73,6 +73,8 @@ class Selection:
     reason: str
     probes: list[dict[str, Any]]
     not_candidates: list[str]
+    #: the reason's first sentence (the choice and its speed; the rest lists what was rejected), for one-line output
+    headline: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "artifact": str(self.artifact)}
@@ -182,13 +184,14 @@ def choose(probes: Sequence[Probe], not_candidates: Sequence[str] = ()) -> Selec
         reason += f", {best.faces_per_s / second.faces_per_s:.2f}x the next, {second.candidate.label} at "  # type: ignore[operator]
         reason += f"{second.faces_per_s:.1f}"
     reason += f"; {len(passing)} of {len(probes)} candidates passed)"
+    headline = reason
     if failed_text:
         reason += f". Rejected: {failed_text}"
     if not_candidates:
         reason += f". Not candidates: {'; '.join(not_candidates)}"
     return Selection(best.candidate.engine, best.candidate.precision, best.candidate.artifact,
                      dict(best.candidate.options), reason + ".", [p.to_dict() for p in probes],
-                     list(not_candidates))  # fmt: skip
+                     list(not_candidates), headline)  # fmt: skip
 
 
 def _failures(probe: Probe) -> str:
@@ -203,13 +206,12 @@ def probe_candidates(candidates: Sequence[Candidate], reference: Any, faces: Any
     run is a probe with its error, not an exception."""
     import torch
 
-    from lib_deepfake.engines.parity import compare_outputs, run_batched
+    from lib_deepfake.engines.parity import compare_outputs, fill_batch, run_batched
 
     if factory is None:
         from lib_deepfake.engines.registry import create_engine as factory
     faces = torch.as_tensor(faces)
-    timed = faces[:batch] if faces.shape[0] >= batch else faces.repeat((batch // faces.shape[0]) + 1, 1, 1, 1)[:batch]
-    timed = timed.contiguous()
+    timed = fill_batch(faces, batch)
     probes = []
     for cand in candidates:
         probe = Probe(cand)

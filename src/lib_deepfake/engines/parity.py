@@ -40,6 +40,7 @@ __all__ = [
     "compare_outputs",
     "compare_sets",
     "default_tolerance",
+    "fill_batch",
     "log_odds",
     "parse_tolerance",
     "raise_for_parity",
@@ -312,6 +313,16 @@ def raise_for_parity(result: Mapping[str, Any], what: str) -> None:
             f"{what}: {'; '.join(result['failures'])} (overall max |dlogit| {overall['max_abs_dlogit']:.3g}, "
             f"max |dprob| {overall['max_abs_diff']:.3g}; limits {Tolerance(**result['tolerance']).describe()})"
         )
+
+
+def fill_batch(faces: Any, batch: int) -> torch.Tensor:
+    """Exactly ``batch`` rows of ``faces`` (its first rows, repeated when it has fewer), contiguous: the input of a
+    timed call at a given batch size."""
+    import torch
+
+    faces = torch.as_tensor(faces)
+    reps = -(-batch // faces.shape[0])
+    return (faces if reps == 1 else faces.repeat(reps, 1, 1, 1))[:batch].contiguous()
 
 
 def run_batched(engine: Engine | Callable[[torch.Tensor], torch.Tensor], faces: Any, batch: int) -> np.ndarray:
